@@ -1,0 +1,1 @@
+"""partydeco: PartyKit-style real-time rooms on Quart and Hypercorn."""
