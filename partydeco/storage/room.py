@@ -81,6 +81,10 @@ def decode_value(raw: bytes) -> Any:
 
 
 def _key_list(keys: Iterable[str]) -> list[str]:
+    if isinstance(keys, (bytes, bytearray, Mapping)) or not isinstance(keys, Iterable):
+        raise InvalidKeyError(
+            f"expected a str key or an iterable of str keys, not {type(keys).__name__}"
+        )
     items = list(keys)
     for key in items:
         if not isinstance(key, str):
