@@ -55,8 +55,15 @@ async def bench(name: str, backend: StorageBackend) -> None:
             f"{name}: put (32 concurrent)", 4000,
             lambda i: room.put(f"c{i}", value), concurrency=32,
         )
+        rooms = [RoomStorage(backend, "main", f"r{i}") for i in range(32)]
+        await measure(
+            f"{name}: put (32 rooms concurrent)", 4000,
+            lambda i: rooms[i % 32].put(f"k{i}", value), concurrency=32,
+        )
         await measure(f"{name}: get", 5000, lambda i: room.get(f"k{i % 2000}"))
-        await measure(f"{name}: list(prefix, limit=50)", 1000, lambda i: room.list(prefix="k1", limit=50))
+        await measure(
+            f"{name}: list(prefix, limit=50)", 1000, lambda i: room.list(prefix="k1", limit=50)
+        )
 
         async def incr(i: int) -> None:
             async with room.transaction() as tx:

@@ -15,16 +15,18 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 from partydeco.storage.base import (
     KeyRange,
     RoomKey,
     StorageBackend,
     StorageConfigError,
+    StorageError,
     WriteBatch,
 )
 
@@ -55,6 +57,28 @@ CREATE INDEX IF NOT EXISTS alarms_by_time ON alarms (at);
 _CHUNK = 500
 
 
+class _PendingWrite(NamedTuple):
+    room: RoomKey
+    batch: WriteBatch
+    future: asyncio.Future[int]
+    loop: asyncio.AbstractEventLoop
+
+
+def _storage_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, sqlite3.Error):
+        return StorageError(f"SQLite storage failed: {exc}")
+    return exc
+
+
+def _settle(future: asyncio.Future[int], outcome: int | BaseException) -> None:
+    if future.done():  # the writer was cancelled; its data is committed anyway
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
 class SqliteStorage(StorageBackend):
     """Stores every room in one SQLite database file (``"sqlite:///path/file.db"``).
 
@@ -73,6 +97,10 @@ class SqliteStorage(StorageBackend):
         self.path = Path(path)
         self.synchronous = mode
         self._conn: sqlite3.Connection | None = None
+        # Writes waiting for the storage thread, and whether a flush is queued for them.
+        self._pending: list[_PendingWrite] = []
+        self._flush_scheduled = False
+        self._pending_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partydeco-sqlite")
 
     def __repr__(self) -> str:
@@ -83,7 +111,10 @@ class SqliteStorage(StorageBackend):
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         self._check_open()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise _storage_error(exc) from exc
 
     def _connection(self) -> sqlite3.Connection:
         # Runs on the storage thread only.
@@ -142,34 +173,69 @@ class SqliteStorage(StorageBackend):
         return list(self._connection().execute(sql, params))
 
     async def write(self, room: RoomKey, batch: WriteBatch) -> int:
-        """Apply *batch* in one committed SQLite transaction; return the deleted count."""
-        return await self._run(self._write, room, batch)
+        """Apply *batch* atomically and durably; return how many deleted keys existed.
 
-    def _write(self, room: RoomKey, batch: WriteBatch) -> int:
-        conn = self._connection()
-        ident = (room.party, room.room)
-        conn.execute("BEGIN IMMEDIATE")
+        Writes made while an earlier commit is running are committed together in one
+        SQLite transaction (group commit, one savepoint each, so one failing batch
+        does not undo the others); each caller resumes after its own data committed.
+        """
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        with self._pending_lock:
+            self._pending.append(_PendingWrite(room, batch, future, loop))
+            schedule = not self._flush_scheduled
+            self._flush_scheduled = True
+        if schedule:
+            self._executor.submit(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        # Runs on the storage thread: commit every write queued so far in one go.
+        with self._pending_lock:
+            items, self._pending = self._pending, []
+            self._flush_scheduled = False
+        outcomes: list[int | BaseException] = []
         try:
-            deleted = 0
-            if batch.clear:
-                conn.execute("DELETE FROM kv WHERE party = ? AND room = ?", ident)
-            puts = []
-            for key, value in batch.changes.items():
-                if value is None:
-                    cur = conn.execute(
-                        "DELETE FROM kv WHERE party = ? AND room = ? AND key = ?", (*ident, key)
-                    )
-                    deleted += cur.rowcount
-                else:
-                    puts.append((*ident, key, value))
-            if puts:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO kv (party, room, key, value) VALUES (?, ?, ?, ?)", puts
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for item in items:
+                    conn.execute("SAVEPOINT batch")
+                    try:
+                        outcomes.append(self._apply(conn, item.room, item.batch))
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO batch")
+                        outcomes.append(_storage_error(exc))
+                    conn.execute("RELEASE batch")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            outcomes = [_storage_error(exc)] * len(items)
+        for item, outcome in zip(items, outcomes, strict=True):
+            item.loop.call_soon_threadsafe(_settle, item.future, outcome)
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, room: RoomKey, batch: WriteBatch) -> int:
+        ident = (room.party, room.room)
+        deleted = 0
+        if batch.clear:
+            conn.execute("DELETE FROM kv WHERE party = ? AND room = ?", ident)
+        puts = []
+        for key, value in batch.changes.items():
+            if value is None:
+                cur = conn.execute(
+                    "DELETE FROM kv WHERE party = ? AND room = ? AND key = ?", (*ident, key)
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                deleted += cur.rowcount
+            else:
+                puts.append((*ident, key, value))
+        if puts:
+            conn.executemany(
+                "INSERT OR REPLACE INTO kv (party, room, key, value) VALUES (?, ?, ?, ?)", puts
+            )
         return deleted
 
     # -- alarms ----------------------------------------------------------------------
