@@ -10,10 +10,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
-from .deflate import install as install_deflate_bound
 from .env import load_env
 from .errors import SetupError
 from .handlers import KINDS, Dispatch, PartyHandlers
+from .hypercorn_fixes import install as install_hypercorn_fixes
 from .party import Party
 from .routing import MAIN
 
@@ -121,7 +121,7 @@ class App:
                 except TypeError as exc:
                     raise SetupError(f"party {name!r}: {exc}") from exc
             self._dispatch = tables
-            install_deflate_bound(self.config.max_message_size)
+            install_hypercorn_fixes(self.config.max_message_size)
         return self._dispatch
 
     @property

@@ -85,8 +85,9 @@ async def run_hooks(hooks: tuple[Call, ...], request: Request, lobby: Lobby) -> 
         except HTTPException as exc:
             return Response(exc.description or exc.name, exc.code or 401)
         except Exception as exc:
-            logger.info("%s refused %s: %s", getattr(call.fn, "__name__", "hook"),
-                        lobby, type(exc).__name__)
+            logger.info(
+                "%s refused %s: %s", getattr(call.fn, "__name__", "hook"), lobby, type(exc).__name__
+            )
             message = str(exc)[:200]
             return Response(message or "Unauthorized", 401)
         if result is None:

@@ -52,9 +52,7 @@ class Party:
 
     def __init__(self, name: str = MAIN, app: App | None = None) -> None:
         if not PARTY_NAME.match(name):
-            raise ValueError(
-                f"party name {name!r} must be lowercase letters, digits, '-' or '_'"
-            )
+            raise ValueError(f"party name {name!r} must be lowercase letters, digits, '-' or '_'")
         self.name = name
         self._app = app
 

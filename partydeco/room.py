@@ -69,8 +69,16 @@ class Room:
         env: the process environment merged with ``.env``.
     """
 
-    __slots__ = ("_connections", "_dispatch", "_start_lock", "_started", "config", "env", "id",
-                 "party")
+    __slots__ = (
+        "_connections",
+        "_dispatch",
+        "_start_lock",
+        "_started",
+        "config",
+        "env",
+        "id",
+        "party",
+    )
 
     def __init__(self, id: str, dispatch: Dispatch, env: Mapping[str, str], config: Config) -> None:
         self.id = id

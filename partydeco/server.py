@@ -105,6 +105,8 @@ async def serving(app: App, host: str = "127.0.0.1", **options: Any) -> AsyncIte
     """
     config = hypercorn_config(app, host, 0, **options)
     sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(config.backlog)  # accept at once; Hypercorn listens only later
     port = sockets.insecure_sockets[0].getsockname()[1]
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(
@@ -146,7 +148,8 @@ def run(
         raise RuntimeError("workers > 1 needs os.fork (Linux or macOS)")
     logger.warning(
         "serving with %d worker processes: each holds its own rooms, so clients of "
-        "one room may land in different processes", workers
+        "one room may land in different processes",
+        workers,
     )
     sockets = config.create_sockets()
     children = []

@@ -24,7 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @asynccontextmanager
 async def serve(app: App, **options: Any) -> AsyncIterator[str]:
-    """A real Hypercorn server for *app* in this event loop; yields ``"127.0.0.1:PORT"``."""
+    """A real Hypercorn server for *app* in this event loop; yields ``"127.0.0.1:PORT"``.
+
+    Pings are off unless asked for: Hypercorn's ping task outlives a closed
+    socket by up to one interval, which would delay every server's exit.
+    """
+    options.setdefault("websocket_ping_interval", None)
     async with serving(app, **options) as base:
         yield base
 
@@ -51,31 +56,42 @@ class Process:
         self.port = port
         self.base = f"127.0.0.1:{port}"
 
+        self._output: str | None = None
+
     def output(self) -> str:
-        """Everything the process printed (after it exited)."""
-        out, _ = self.popen.communicate(timeout=10)
-        return out.decode(errors="replace")
+        """Everything the process printed; waits for it to exit."""
+        if self._output is None:
+            out, _ = self.popen.communicate(timeout=15)
+            self._output = out.decode(errors="replace")
+        return self._output
 
     def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) and collect its output."""
         if self.popen.poll() is None:
             self.popen.terminate()
             try:
                 self.popen.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
-                self.popen.wait()
+        self.output()
 
 
 def start_process(
-    args: list[str], port: int | None = None, env: dict[str, str] | None = None,
-    cwd: Path | None = None, ready_path: str = "/__ready__",
+    args: list[str],
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    ready_path: str = "/__ready__",
 ) -> Process:
     """Start ``python *args*`` with ``PORT`` set, and wait until it answers HTTP."""
     port = port or free_port()
     full_env = {**os.environ, "PORT": str(port), "PYTHONPATH": str(ROOT), **(env or {})}
     popen = subprocess.Popen(
-        [sys.executable, *args], env=full_env, cwd=cwd or ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, *args],
+        env=full_env,
+        cwd=cwd or ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 20
     while True:
