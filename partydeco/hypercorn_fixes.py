@@ -1,0 +1,138 @@
+"""Two fixes to Hypercorn's WebSocket handling (Hypercorn 0.17-0.18, wsproto 1.x).
+
+1. Inflation is bounded. Hypercorn always negotiates permessage-deflate, and
+   wsproto inflates each frame without a size limit: a 100 KB frame of
+   compressed zeros becomes 100 MB in memory before Hypercorn's message-size
+   check runs. :class:`BoundedPerMessageDeflate` stops inflating at the app's
+   ``max_message_size`` and fails the connection instead.
+2. The client's close code reaches the app. Hypercorn reports every close the
+   client starts as 1006; with this fix ``websocket.disconnect`` carries the
+   code and reason from the client's close frame, so ``on_close`` sees them.
+3. Pings stop with their socket. Hypercorn's ping loop sleeps a whole ping
+   interval before it notices that its socket closed, and keeps the
+   connection's task alive meanwhile, so a graceful shutdown waited its full
+   timeout after any WebSocket had been open.
+
+:func:`install` applies both, once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import Any, ClassVar
+
+from wsproto.connection import Connection
+from wsproto.events import CloseConnection, Event
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason
+
+__all__ = ["BoundedPerMessageDeflate", "RecordingConnection", "install"]
+
+
+class BoundedPerMessageDeflate(PerMessageDeflate):
+    """wsproto's permessage-deflate, refusing messages that inflate past a limit."""
+
+    #: the largest inflated message, in bytes (set by :func:`install`).
+    max_message_size: ClassVar[int] = 1 << 20
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inflated = 0
+
+    def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
+        if not self._inbound_compressed or not self._inbound_is_compressible:
+            return data
+        assert self._decompressor is not None
+        room = self.max_message_size - self._inflated
+        try:
+            out = self._decompressor.decompress(bytes(data), room + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inflated += len(out)
+        if self._inflated > self.max_message_size:
+            return CloseReason.MESSAGE_TOO_BIG
+        return out
+
+    def frame_inbound_complete(self, proto: Any, fin: bool) -> bytes | CloseReason | None:
+        result = super().frame_inbound_complete(proto, fin)
+        if fin:
+            self._inflated = 0
+        return result
+
+
+class RecordingConnection(Connection):
+    """A wsproto connection that remembers the close frame its peer sent."""
+
+    peer_close: tuple[int, str] | None = None
+
+    def events(self) -> Any:
+        for event in super().events():
+            if isinstance(event, CloseConnection) and self.peer_close is None:
+                self.peer_close = (int(event.code), event.reason or "")
+            yield event
+
+
+def _forward_close_code(handle: Any) -> Any:
+    """Wrap ``WSStream.handle`` so the disconnect message carries the peer's close code."""
+    from hypercorn.protocol.events import StreamClosed
+
+    async def patched(self: Any, event: Event) -> None:
+        if isinstance(event, StreamClosed):
+            _closed_event(self).set()
+        connection = getattr(self, "connection", None)
+        peer_close = getattr(connection, "peer_close", None)
+        if isinstance(event, StreamClosed) and peer_close is not None and self.app_put:
+            put = self.app_put
+
+            async def app_put(message: dict[str, Any]) -> None:
+                if message.get("type") == "websocket.disconnect":
+                    message = {**message, "code": peer_close[0], "reason": peer_close[1]}
+                await put(message)
+
+            self.app_put = app_put
+        await handle(self, event)
+
+    patched.partydeco_patched = True  # type: ignore[attr-defined]
+    return patched
+
+
+def _closed_event(stream: Any) -> asyncio.Event:
+    event: asyncio.Event | None = getattr(stream, "_partydeco_closed", None)
+    if event is None:
+        event = stream._partydeco_closed = asyncio.Event()
+    return event
+
+
+async def _send_pings(self: Any) -> None:
+    """Ping every interval until the stream closes, waking as soon as it does."""
+    from wsproto.events import Ping
+
+    closed = _closed_event(self)
+    while not self.closed:
+        await self._send_wsproto_event(Ping())
+        try:
+            await asyncio.wait_for(closed.wait(), self.config.websocket_ping_interval)
+        except TimeoutError:
+            continue
+
+
+def install(max_message_size: int) -> None:
+    """Apply both fixes to Hypercorn, with *max_message_size* as the inflation bound.
+
+    The setting is process-wide; with several apps in one process the largest
+    limit applies to all of them.
+    """
+    from hypercorn.protocol import ws_stream
+
+    if not getattr(ws_stream.WSStream.handle, "partydeco_patched", False):
+        ws_stream.WSStream.handle = _forward_close_code(ws_stream.WSStream.handle)  # type: ignore[method-assign]
+        ws_stream.Connection = RecordingConnection  # type: ignore[attr-defined]
+        ws_stream.WSStream._send_pings = _send_pings  # type: ignore[method-assign]
+
+    if ws_stream.PerMessageDeflate is BoundedPerMessageDeflate:  # type: ignore[attr-defined]
+        size = max(BoundedPerMessageDeflate.max_message_size, max_message_size)
+    else:
+        size = max_message_size
+    BoundedPerMessageDeflate.max_message_size = size
+    ws_stream.PerMessageDeflate = BoundedPerMessageDeflate  # type: ignore[attr-defined]
