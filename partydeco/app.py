@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from quart.testing import QuartClient
 
     from .backplane import Backplane
+    from .lifecycle import RoomLifecycle
     from .outbox import Outbox
+    from .static import StaticFiles
+    from .storage import StorageBackend
 
 __all__ = ["App", "default_app"]
 
@@ -66,6 +69,10 @@ class App:
         self._quart: Quart | None = None
         #: open sockets, for graceful shutdown; filled by the ASGI layer.
         self.sockets: dict[Outbox, asyncio.Event] = {}
+        #: asset folders served at non-party URLs, in order; filled by ``add_static``.
+        self.static_files: list[StaticFiles] = []
+        self._storage: StorageBackend | None = None
+        self._lifecycle: RoomLifecycle | None = None
 
     # -- registering ----------------------------------------------------------------
 
@@ -96,7 +103,63 @@ class App:
             handlers = self.handlers[party] = PartyHandlers()
         getattr(handlers, kind).append(f)
 
+    def add_static(self, directory: str | os.PathLike[str]) -> None:
+        """Serve the files under *directory* at non-party URLs (see ``Party.static``).
+
+        Raises:
+            SetupError: the app already started serving.
+        """
+        if self._dispatch is not None:
+            raise SetupError(
+                "cannot add a static folder: the app is already serving. "
+                "Call party.static() at import time, before the server starts."
+            )
+        from .static import StaticFiles
+
+        if not os.path.isdir(directory):
+            raise SetupError(f"static folder {os.fspath(directory)!r} does not exist")
+        self.static_files.append(StaticFiles(directory))
+
     # -- serving ----------------------------------------------------------------------
+
+    @property
+    def storage(self) -> StorageBackend:
+        """The storage backend behind every ``room.storage``, made from ``config.storage``.
+
+        It is created on first use (nothing touches the disk before a room uses its
+        storage or an alarm handler exists), and closed when the server stops.
+        Assign a backend to share one between apps or to use a custom one.
+        """
+        if self._storage is None:
+            from .storage import open_storage
+
+            self._storage = open_storage(self.config.storage)
+        return self._storage
+
+    @storage.setter
+    def storage(self, value: StorageBackend) -> None:
+        self._storage = value
+
+    async def start_services(self) -> None:
+        """Start the alarm scheduler and idle-room unloading; the server calls this."""
+        if self._lifecycle is None:
+            from .lifecycle import RoomLifecycle
+
+            self._lifecycle = RoomLifecycle(self)
+        await self._lifecycle.start()
+
+    async def stop_services(self) -> None:
+        """Stop what :meth:`start_services` started and close the storage backend."""
+        if self._lifecycle is not None:
+            await self._lifecycle.stop()
+        if self._storage is not None:
+            await self._storage.close()
+            self._storage = None
+
+    @property
+    def lifecycle(self) -> RoomLifecycle | None:
+        """The running alarm scheduler and idle-room reaper, once the server started."""
+        return self._lifecycle
 
     @property
     def env(self) -> Mapping[str, str]:
@@ -129,8 +192,11 @@ class App:
         """Where this app's rooms live."""
         if self._backplane is None:
             from .backplane import LocalBackplane
+            from .parties import Parties
 
-            self._backplane = LocalBackplane(self.dispatch, self.env, self.config)
+            self._backplane = LocalBackplane(
+                self.dispatch, self.env, self.config, storage=self.storage, parties=Parties(self)
+            )
         return self._backplane
 
     @backplane.setter

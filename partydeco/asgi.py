@@ -56,6 +56,11 @@ class PartyQuart(Quart):
                 else:
                     await handle_websocket(self.partydeco, route, scope, receive, send)
                 return
+            if kind == "http":
+                # PartyKit's order: party URLs, then static assets, then the rest.
+                for assets in self.partydeco.static_files:
+                    if await assets.serve(scope, send):
+                        return
         await super().asgi_app(scope, receive, send)
 
 
@@ -67,10 +72,12 @@ def make_quart(app: App) -> PartyQuart:
     @quart.before_serving
     async def _freeze() -> None:
         app.dispatch  # noqa: B018 - freezes the handlers; a setup error stops start-up
+        await app.start_services()
 
     @quart.after_serving
     async def _close_sockets() -> None:
         await app.shutdown()
+        await app.stop_services()
 
     return quart
 

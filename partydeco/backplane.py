@@ -17,6 +17,8 @@ from .room import Room
 if TYPE_CHECKING:
     from .config import Config
     from .handlers import Dispatch
+    from .parties import Parties
+    from .storage import StorageBackend
 
 __all__ = ["Backplane", "LocalBackplane"]
 
@@ -41,11 +43,19 @@ class LocalBackplane:
     """Every room in this process, created on demand."""
 
     def __init__(
-        self, dispatch: Mapping[str, Dispatch], env: Mapping[str, str], config: Config
+        self,
+        dispatch: Mapping[str, Dispatch],
+        env: Mapping[str, str],
+        config: Config,
+        *,
+        storage: StorageBackend | None = None,
+        parties: Parties | None = None,
     ) -> None:
         self._dispatch = dispatch
         self._env = env
         self._config = config
+        self._storage = storage
+        self._parties = parties
         self._rooms: dict[tuple[str, str], Room] = {}
 
     def room(self, party: str, room_id: str) -> Room:
@@ -53,7 +63,14 @@ class LocalBackplane:
         key = (party, room_id)
         room = self._rooms.get(key)
         if room is None:
-            room = self._rooms[key] = Room(room_id, self._dispatch[party], self._env, self._config)
+            room = self._rooms[key] = Room(
+                room_id,
+                self._dispatch[party],
+                self._env,
+                self._config,
+                storage=self._storage,
+                parties=self._parties,
+            )
         return room
 
     def rooms(self) -> Iterator[Room]:
@@ -61,7 +78,8 @@ class LocalBackplane:
         return iter(list(self._rooms.values()))
 
     def release(self, room: Room) -> None:
-        """Forget *room* if it is idle; the next arrival creates it afresh."""
+        """Forget *room* if it is idle (no connection, nothing in progress); the next
+        arrival creates it afresh."""
         key = (room.party, room.id)
         if room.idle and self._rooms.get(key) is room:
             del self._rooms[key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 
 __all__ = ["Config"]
@@ -22,6 +23,16 @@ class Config:
         close_timeout: seconds to wait for a peer to finish the closing handshake.
         shutdown_timeout: seconds graceful shutdown waits for ``on_close`` handlers.
         state_limit: largest ``Connection.state``, in bytes of JSON.
+        storage: where ``room.storage`` keeps data: ``"memory://"``,
+            ``"sqlite:///path/file.db"``, or a directory. ``None`` means the
+            ``PARTYDECO_STORAGE`` environment variable, else ``.partydeco/storage.db``
+            in the working directory (see :func:`partydeco.storage.open_storage`).
+        idle_timeout: seconds a room with no connections, no request in progress and
+            no pending alarm stays loaded; then it is unloaded and the next arrival
+            runs ``on_start`` again.
+        alarm_retry_delay: seconds before the first retry of an ``on_alarm`` handler
+            that raised; each further retry waits twice as long.
+        alarm_max_retries: retries of a failing alarm before it is dropped.
     """
 
     max_message_size: int = 1 << 20
@@ -31,9 +42,20 @@ class Config:
     close_timeout: float = 5.0
     shutdown_timeout: float = 5.0
     state_limit: int = 2048
+    storage: str | os.PathLike[str] | None = None
+    idle_timeout: float = 60.0
+    alarm_retry_delay: float = 2.0
+    alarm_max_retries: int = 6
 
     def __post_init__(self) -> None:
+        if self.storage is not None and not isinstance(self.storage, (str, os.PathLike)):
+            raise ValueError(f"storage must be a URL or path string, not {self.storage!r}")
+        retries = self.alarm_max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"alarm_max_retries must be a non-negative int, not {retries!r}")
         for field in fields(self):
+            if field.name in ("storage", "alarm_max_retries"):
+                continue
             value = getattr(self, field.name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{field.name} must be a positive number, not {value!r}")

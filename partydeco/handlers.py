@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .room import Lobby, Room
 
 __all__ = [
+    "AlarmHandler",
     "BeforeHook",
     "CloseHandler",
     "ConnectHandler",
@@ -43,6 +44,7 @@ MessageHandler: TypeAlias = Callable[[Any, "Connection"], "Awaitable[None] | Non
 CloseHandler: TypeAlias = Callable[["Connection", int, str], "Awaitable[None] | None"]
 ErrorHandler: TypeAlias = Callable[["Connection", BaseException], "Awaitable[None] | None"]
 RequestHandler: TypeAlias = Callable[["Request", "Room"], Any]
+AlarmHandler: TypeAlias = Callable[["Room"], "Awaitable[None] | None"]
 TagsHandler: TypeAlias = Callable[
     ["Connection", "ConnectContext"], "Awaitable[list[str]] | list[str]"
 ]
@@ -55,6 +57,7 @@ CloseHandlerT = TypeVar("CloseHandlerT", bound=CloseHandler)
 ErrorHandlerT = TypeVar("ErrorHandlerT", bound=ErrorHandler)
 RequestHandlerT = TypeVar("RequestHandlerT", bound=RequestHandler)
 TagsHandlerT = TypeVar("TagsHandlerT", bound=TagsHandler)
+AlarmHandlerT = TypeVar("AlarmHandlerT", bound=AlarmHandler)
 
 KINDS = (
     "before_connect",
@@ -66,6 +69,7 @@ KINDS = (
     "on_error",
     "on_request",
     "connection_tags",
+    "on_alarm",
 )
 
 
@@ -91,6 +95,8 @@ class PartyHandlers:
     on_request: list[RequestHandler] = field(default_factory=list)
     #: ``connection_tags(connection, ctx) -> list[str]``.
     connection_tags: list[TagsHandler] = field(default_factory=list)
+    #: ``on_alarm(room)``, run when the room's storage alarm is due.
+    on_alarm: list[AlarmHandler] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,7 @@ class Dispatch:
     on_error: tuple[Call, ...]
     on_request: tuple[Call, ...]
     connection_tags: tuple[Call, ...]
+    on_alarm: tuple[Call, ...]
 
     @classmethod
     def freeze(cls, name: str, handlers: PartyHandlers) -> Dispatch:

@@ -8,9 +8,13 @@ app with ``with App() as app:``.
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .handlers import (
+    AlarmHandlerT,
     BeforeHookT,
     CloseHandlerT,
     ConnectHandlerT,
@@ -167,6 +171,46 @@ class Party:
         """
         self.app.add_handler(self.name, "connection_tags", f)
         return f
+
+    def on_alarm(self, f: AlarmHandlerT) -> AlarmHandlerT:
+        """Register ``f(room)``, run when the alarm set with ``room.storage.set_alarm()`` is due.
+
+        It runs even when the room has no connections and after a server restart:
+        the room is loaded, ``on_start`` runs, then ``on_alarm``. ``room.id`` and
+        ``room.storage`` work as anywhere else. Delivery is at least once: if the
+        handler raises it is retried with exponential backoff (``alarm_retry_delay``,
+        ``alarm_max_retries``). Setting a new alarm inside the handler schedules the
+        next run.
+
+        Example::
+
+            @party.on_alarm
+            async def cleanup(room):
+                await room.storage.delete_all()
+        """
+        self.app.add_handler(self.name, "on_alarm", f)
+        return f
+
+    def static(self, directory: str | os.PathLike[str]) -> None:
+        """Serve the files under *directory* at the app's non-party URLs.
+
+        ``GET``/``HEAD`` ``/app.js`` answers with ``<directory>/app.js`` and a content
+        type from its name; ``/`` and other directory URLs answer with their
+        ``index.html``. Party URLs are matched first, then assets, then the app's
+        other routes, then 404. Paths that leave the directory, and hidden files,
+        are refused. A relative *directory* is relative to the file that calls
+        ``static`` (like Flask's ``static_folder``), not to the working directory.
+
+        Example::
+
+            party.static("public")
+        """
+        path = Path(directory)
+        if not path.is_absolute():
+            caller = sys._getframe(1).f_globals.get("__file__")
+            if caller:
+                path = Path(caller).resolve().parent / path
+        self.app.add_static(path)
 
     def run(self, **options: Any) -> None:
         """Serve the app; see :meth:`App.run`."""

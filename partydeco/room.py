@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from .codec import encode_frame
 from .connection import ConnectContext, Connection
-from .errors import PartydecoError
+from .errors import PartydecoError, SetupError
 from .request import BodyTooLarge
 from .response import Response, to_response
 
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
     from .config import Config
     from .handlers import Dispatch
     from .outbox import Outbox
+    from .parties import Parties
     from .request import Request
+    from .storage import RoomStorage, StorageBackend
 
 __all__ = ["InvalidMessage", "Lobby", "Room"]
 
@@ -70,17 +73,31 @@ class Room:
     """
 
     __slots__ = (
+        "_backend",
         "_connections",
         "_dispatch",
+        "_last_active",
+        "_parties",
+        "_pending",
         "_start_lock",
         "_started",
+        "_storage",
         "config",
         "env",
         "id",
         "party",
     )
 
-    def __init__(self, id: str, dispatch: Dispatch, env: Mapping[str, str], config: Config) -> None:
+    def __init__(
+        self,
+        id: str,
+        dispatch: Dispatch,
+        env: Mapping[str, str],
+        config: Config,
+        *,
+        storage: StorageBackend | None = None,
+        parties: Parties | None = None,
+    ) -> None:
         self.id = id
         self.party = dispatch.name
         self.env = env
@@ -89,6 +106,13 @@ class Room:
         self._connections: dict[str, Connection] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._backend = storage
+        self._storage: RoomStorage | None = None
+        self._parties = parties
+        # Arrivals in progress (connects, requests, alarms) and when the last one ended:
+        # what idle unloading looks at.
+        self._pending = 0
+        self._last_active = time.monotonic()
 
     # -- the public API -------------------------------------------------------------
 
@@ -114,6 +138,36 @@ class Room:
         for conn in self._connections.values():
             if conn.id not in skip:
                 conn._outbox.put(frame)
+
+    @property
+    def storage(self) -> RoomStorage:
+        """This room's durable storage (see :class:`partydeco.storage.RoomStorage`).
+
+        Example::
+
+            count = (await room.storage.get("count") or 0) + 1
+            await room.storage.put("count", count)
+        """
+        if self._storage is None:
+            if self._backend is None:
+                raise SetupError(f"{self!r} has no storage backend (it was not made by an App)")
+            from .storage import RoomStorage
+
+            self._storage = RoomStorage(self._backend, self.party, self.id)
+        return self._storage
+
+    @property
+    def parties(self) -> Parties:
+        """The app's parties, to reach other rooms in this process.
+
+        Example::
+
+            user = room.parties["user"].get("alice")
+            response = await user.fetch("/profile", method="POST", body=b"...")
+        """
+        if self._parties is None:
+            raise SetupError(f"{self!r} cannot reach other parties (it was not made by an App)")
+        return self._parties
 
     def __repr__(self) -> str:
         return f"<Room {self.party}/{self.id}>"
@@ -219,6 +273,13 @@ class Room:
         """Forget a connection whose socket closed, and run ``on_close``."""
         if self._connections.get(conn.id) is conn:
             del self._connections[conn.id]
+        self._pending += 1
+        try:
+            await self._closed(conn, code, reason)
+        finally:
+            self._done()
+
+    async def _closed(self, conn: Connection, code: int, reason: str) -> None:
         for call in self._dispatch.on_close:
             try:
                 result = call.fn(conn, code, reason)
@@ -229,6 +290,13 @@ class Room:
 
     async def request(self, request: Request) -> Response:
         """Answer an HTTP request with the ``on_request`` handlers."""
+        self._pending += 1
+        try:
+            return await self._request(request)
+        finally:
+            self._done()
+
+    async def _request(self, request: Request) -> Response:
         try:
             await self.start()
             for call in self._dispatch.on_request:
@@ -248,10 +316,34 @@ class Room:
             return Response(f"Party {self.party!r} has no on_request handler", 404)
         return Response("Not Found", 404)
 
+    async def alarm(self) -> None:
+        """Run the ``on_alarm`` handlers, starting the room first if needed.
+
+        An exception propagates, so the scheduler retries the alarm.
+        """
+        self._pending += 1
+        try:
+            await self.start()
+            for call in self._dispatch.on_alarm:
+                result = call.fn(self)
+                if call.is_async:
+                    await result
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        self._pending -= 1
+        self._last_active = time.monotonic()
+
     @property
     def idle(self) -> bool:
-        """Whether no connection is attached to the room."""
-        return not self._connections
+        """Whether no connection is attached and no arrival is in progress."""
+        return not self._connections and self._pending == 0
+
+    @property
+    def last_active(self) -> float:
+        """``time.monotonic()`` when the last connect, request, close or alarm ended."""
+        return self._last_active
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,119 @@
+"""What keeps rooms alive while the server runs: alarms and idle unloading.
+
+:class:`RoomLifecycle` starts with the server. It runs the alarm scheduler (only
+when some party has ``on_alarm`` handlers, so apps without alarms never open the
+storage for it) and unloads rooms that stayed idle for ``idle_timeout`` seconds:
+no connection, no request or alarm in progress, and no pending alarm. The next
+arrival loads the room again and ``on_start`` runs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from .alarms import AlarmScheduler
+from .storage import RoomKey
+
+if TYPE_CHECKING:
+    from .app import App
+    from .room import Room
+
+__all__ = ["RoomLifecycle"]
+
+logger = logging.getLogger("partydeco")
+
+# The reaper looks at rooms this often, relative to the idle timeout, and at most
+# every MAX_SWEEP seconds.
+SWEEP_FRACTION = 0.5
+MAX_SWEEP = 10.0
+
+
+class RoomLifecycle:
+    """Runs the alarm scheduler and the idle-room reaper of one app."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self.scheduler: AlarmScheduler | None = None
+        self._reaper: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<RoomLifecycle scheduler={self.scheduler!r}>"
+
+    @property
+    def running(self) -> bool:
+        """Whether :meth:`start` ran and :meth:`stop` did not."""
+        return self._reaper is not None
+
+    async def start(self) -> None:
+        """Start the scheduler (if any party handles alarms) and the reaper."""
+        if self._reaper is not None:
+            return
+        app = self._app
+        config = app.config
+        if any(d.on_alarm for d in app.dispatch.values()):
+            self.scheduler = AlarmScheduler(
+                app.storage,
+                self.fire,
+                retry_delay=config.alarm_retry_delay,
+                max_retries=config.alarm_max_retries,
+            )
+            await self.scheduler.start()
+        self._reaper = asyncio.create_task(self._reap_forever(), name="partydeco-idle-rooms")
+
+    async def stop(self) -> None:
+        """Stop the reaper and the scheduler (pending alarms stay stored)."""
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+            self.scheduler = None
+
+    async def fire(self, key: RoomKey, at: float) -> None:
+        """Deliver *key*'s alarm: load the room, run ``on_start`` if needed, then ``on_alarm``."""
+        if key.party not in self._app.dispatch:
+            logger.warning("dropping the alarm of %s/%s: no such party", key.party, key.room)
+            return
+        await self._app.backplane.room(key.party, key.room).alarm()
+
+    async def _reap_forever(self) -> None:
+        timeout = self._app.config.idle_timeout
+        interval = min(timeout * SWEEP_FRACTION, MAX_SWEEP)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reap()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("could not unload idle rooms")
+
+    async def reap(self) -> int:
+        """Unload every room idle for longer than ``idle_timeout``; return how many."""
+        app = self._app
+        timeout = app.config.idle_timeout
+        released = 0
+        for room in app.backplane.rooms():
+            if not self._expired(room, timeout):
+                continue
+            if app.dispatch[room.party].on_alarm:
+                key = RoomKey(room.party, room.id)
+                if self.scheduler is not None and self.scheduler.is_firing(key):
+                    continue
+                if await app.storage.get_alarm(key) is not None:
+                    continue
+                if not self._expired(room, timeout):  # someone arrived meanwhile
+                    continue
+            app.backplane.release(room)
+            released += 1
+        return released
+
+    @staticmethod
+    def _expired(room: Room, timeout: float) -> bool:
+        return room.idle and time.monotonic() - room.last_active >= timeout

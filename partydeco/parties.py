@@ -1,0 +1,262 @@
+"""Room-to-room calls inside one app: ``room.parties["user"].get("alice")``.
+
+A call goes straight to the target room in this process, with no network hop and
+no ``before_request``/``before_connect`` hook (PartyKit's hooks run at the edge, and
+its room-to-room stubs skip them too): ``fetch`` reaches the room's ``on_request``,
+``socket`` opens a connection that the room sees like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
+
+from werkzeug.datastructures import Headers
+
+from .errors import PartydecoError
+from .outbox import Outbox
+from .request import Request
+
+if TYPE_CHECKING:
+    from .app import App
+    from .connection import Connection
+    from .response import Response
+    from .room import Room
+
+__all__ = ["Parties", "PartyStub", "RoomSocket", "RoomStub", "SocketClosed"]
+
+HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]] | Headers
+
+_HOST = "localhost"
+
+
+class SocketClosed(PartydecoError):
+    """The room closed a :class:`RoomSocket`, or it was closed here.
+
+    Attributes:
+        code: the WebSocket close code.
+        reason: the close reason.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"room socket closed with {code}" + (f": {reason}" if reason else ""))
+
+
+class Parties(Mapping[str, "PartyStub"]):
+    """The parties of an app, by name: ``room.parties["user"]``."""
+
+    __slots__ = ("_app",)
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def __getitem__(self, name: str) -> PartyStub:
+        if name not in self._app.dispatch:
+            known = ", ".join(sorted(self._app.dispatch))
+            raise KeyError(f"no party named {name!r} (this app has: {known})")
+        return PartyStub(self._app, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._app.dispatch)
+
+    def __len__(self) -> int:
+        return len(self._app.dispatch)
+
+    def __repr__(self) -> str:
+        return f"<Parties {sorted(self._app.dispatch)}>"
+
+
+class PartyStub:
+    """One party of the app; :meth:`get` addresses one of its rooms."""
+
+    __slots__ = ("_app", "name")
+
+    def __init__(self, app: App, name: str) -> None:
+        self._app = app
+        self.name = name
+
+    def get(self, room_id: str) -> RoomStub:
+        """The room *room_id* of this party (it is created on first use, as by a client)."""
+        if not isinstance(room_id, str) or not room_id or "/" in room_id:
+            raise ValueError(f"room id must be a non-empty string without '/', not {room_id!r}")
+        return RoomStub(self._app, self.name, room_id)
+
+    def __repr__(self) -> str:
+        return f"<PartyStub {self.name!r}>"
+
+
+class RoomStub:
+    """A handle on another room: ``fetch`` its ``on_request`` or open a ``socket``."""
+
+    __slots__ = ("_app", "party", "room_id")
+
+    def __init__(self, app: App, party: str, room_id: str) -> None:
+        self._app = app
+        self.party = party
+        self.room_id = room_id
+
+    def __repr__(self) -> str:
+        return f"<RoomStub {self.party}/{self.room_id}>"
+
+    def _request(
+        self,
+        path: str,
+        method: str,
+        headers: HeadersLike | None,
+        body: bytes | None,
+        websocket: bool = False,
+    ) -> Request:
+        if path and not path.startswith(("/", "?")):
+            raise ValueError(f"path must start with '/' (or be empty), not {path!r}")
+        rest, _, query = path.partition("?")
+        raw = f"/parties/{self.party}/{self.room_id}{rest}"
+        hdrs = Headers(headers) if headers is not None else Headers()
+        hdrs.setdefault("Host", _HOST)
+        return Request(
+            method.upper(),
+            unquote(raw),
+            raw_path=quote(raw, safe="/%:@!$&'()*+,;=-._~"),
+            query_string=query.encode("utf-8"),
+            headers=hdrs,
+            scheme="ws" if websocket else "http",
+            is_websocket=websocket,
+            body=b"" if body is None else body,
+            max_body_size=self._app.config.max_body_size,
+        )
+
+    def _room(self) -> Room:
+        return self._app.backplane.room(self.party, self.room_id)
+
+    async def fetch(
+        self,
+        path: str = "",
+        *,
+        method: str = "GET",
+        headers: HeadersLike | None = None,
+        body: bytes | str | None = None,
+    ) -> Response:
+        """Send a request to the room's ``on_request`` and return its response.
+
+        Example::
+
+            r = await room.parties["user"].get("alice").fetch(
+                "/inbox", method="POST", body=b"hello"
+            )
+            assert r.status == 200
+
+        Arguments:
+            path: appended to the room URL (``/parties/<party>/<room>``); starts
+                with ``/`` and may carry a ``?query``.
+            method: the HTTP method.
+            headers: request headers.
+            body: the request body (``str`` is sent as UTF-8).
+        """
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        return await self._room().request(self._request(path, method, headers, data))
+
+    async def socket(self, path: str = "", *, headers: HeadersLike | None = None) -> RoomSocket:
+        """Open a connection to the room, as a WebSocket client would.
+
+        The room runs ``connection_tags`` and ``on_connect`` for it; frames the room
+        sends arrive through :meth:`RoomSocket.recv`. Close it when done.
+
+        Example::
+
+            sock = await room.parties["main"].get("lobby").socket("?_pk=bot")
+            await sock.send("hello")
+            reply = await sock.recv()
+            await sock.close()
+        """
+        request = self._request(path, "GET", headers, None, websocket=True)
+        config = self._app.config
+        sock = RoomSocket(
+            self._room(), config.max_pending_messages, config.max_pending_bytes,
+            config.close_timeout,
+        )
+        await sock._open(request)
+        return sock
+
+
+class RoomSocket:
+    """An in-process connection to a room (see :meth:`RoomStub.socket`).
+
+    Attributes:
+        id: the connection id the room sees.
+    """
+
+    def __init__(self, room: Room, max_messages: int, max_bytes: int, close_timeout: float) -> None:
+        self._room = room
+        self._incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox = Outbox(
+            self._deliver, max_messages=max_messages, max_bytes=max_bytes,
+            close_timeout=close_timeout,
+        )
+        self._conn: Connection | None = None
+        self._closed: SocketClosed | None = None
+        self.id = ""
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<RoomSocket {self._room.party}/{self._room.id} {self.id!r} {state}>"
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        self._incoming.put_nowait(message)
+
+    async def _open(self, request: Request) -> None:
+        self._conn = await self._room.connect(request, self._outbox)
+        self.id = self._conn.id
+
+    @property
+    def closed(self) -> bool:
+        """Whether the socket is closed (by either side)."""
+        return self._closed is not None
+
+    async def send(self, message: str | bytes) -> None:
+        """Deliver one frame to the room's ``on_message`` handlers (awaits them)."""
+        if self._closed is not None:
+            raise self._closed
+        assert self._conn is not None
+        await self._room.message(self._conn, message)
+
+    async def recv(self) -> str | bytes:
+        """The next frame the room sent; raises :class:`SocketClosed` once it closed."""
+        while self._closed is None:
+            message = await self._incoming.get()
+            kind = message["type"]
+            if kind == "websocket.send":
+                text = message.get("text")
+                return text if text is not None else message.get("bytes") or b""
+            if kind == "websocket.close":
+                await self._finish(message.get("code", 1000), message.get("reason") or "")
+        raise self._closed
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection; the room runs ``on_close`` before this returns."""
+        if self._closed is None:
+            await self._finish(code, reason)
+
+    async def _finish(self, code: int, reason: str) -> None:
+        self._closed = SocketClosed(code, reason)
+        self._outbox.finish()
+        if self._conn is not None:
+            await self._room.disconnect(self._conn, code, reason)
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[str | bytes]:
+        while True:
+            try:
+                yield await self.recv()
+            except SocketClosed:
+                return
+
+    async def __aenter__(self) -> RoomSocket:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
