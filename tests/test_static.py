@@ -18,8 +18,8 @@ async def raw_request(base: str, method: str, target: str) -> tuple[int, dict[st
     """Send the request line exactly as given (no client-side path normalisation)."""
     host, port = base.split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    head = f"{method} {target} HTTP/1.1\r\nHost: {base}\r\nConnection: close\r\n\r\n"
-    writer.write(head.encode())
+    request = f"{method} {target} HTTP/1.1\r\nHost: {base}\r\nConnection: close\r\n\r\n"
+    writer.write(request.encode())
     await writer.drain()
     data = await asyncio.wait_for(reader.read(), 5)
     writer.close()
