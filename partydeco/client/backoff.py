@@ -44,12 +44,10 @@ class Backoff:
         """The delay before ``attempt`` without jitter (``0.0`` for the first attempt)."""
         if attempt <= 0:
             return 0.0
-        delay = self.min_delay
-        # Grow step by step so a huge attempt count cannot overflow a float power.
-        for _ in range(attempt - 1):
-            delay *= self.factor
-            if delay >= self.max_delay:
-                return self.max_delay
+        try:
+            delay = self.min_delay * self.factor ** (attempt - 1)
+        except OverflowError:  # a huge attempt count: far past the cap anyway
+            return self.max_delay
         return min(delay, self.max_delay)
 
     def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
