@@ -170,7 +170,8 @@ class Server:
         config.accesslog = None
         config.errorlog = None
         self._stop = asyncio.Event()
-        self._task = asyncio.create_task(serve(self.app, config, shutdown_trigger=self._stop.wait))
+        app: Any = self.app  # a raw ASGI callable; hypercorn's scope types are narrower
+        self._task = asyncio.create_task(serve(app, config, shutdown_trigger=self._stop.wait))
         async with asyncio.timeout(10):
             while True:
                 if self._task.done():
