@@ -274,3 +274,45 @@ async def test_fetch_builds_the_room_url_without_pk() -> None:
             "authorization": "Bearer abc",
             "body": "payload",
         }
+
+
+async def test_close_while_an_attempt_hangs_returns_promptly() -> None:
+    writers: list[asyncio.StreamWriter] = []
+    reached = asyncio.Event()
+
+    async def black_hole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        reached.set()
+
+    server = await asyncio.start_server(black_hole, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        socket = PartySocket(f"127.0.0.1:{port}", "r", connect_timeout=30)
+        socket.start()
+        async with asyncio.timeout(5):
+            await reached.wait()  # the attempt reached the server and waits for an answer
+        async with asyncio.timeout(1):
+            await socket.close()
+        assert [m async for m in socket] == []
+        for writer in writers:
+            writer.close()
+            await writer.wait_closed()
+
+
+@pytest.mark.parametrize(("min_uptime", "expected"), [(0.0, [1, 1, 1]), (60.0, [1, 2, 3])])
+async def test_retry_count_resets_only_after_min_uptime(
+    min_uptime: float, expected: list[int]
+) -> None:
+    async with (
+        running() as server,
+        PartySocket(
+            server.host, "r", query={"token": "good"}, backoff=FAST, min_uptime=min_uptime
+        ) as socket,
+    ):
+        counts = []
+        assert await socket.recv() == f"hello {socket.id}"
+        for _ in range(3):
+            await socket.send("close:1011")
+            assert await socket.recv() == f"hello {socket.id}"
+            counts.append(socket.retry_count)
+        assert counts == expected
