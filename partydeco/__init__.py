@@ -1,0 +1,38 @@
+"""partydeco: PartyKit's real-time rooms for Python, as decorators on one app.
+
+Every URL ``/parties/<party>/<room>`` is a room. Clients connect by WebSocket
+or plain HTTP; handlers registered with the decorators of :data:`party` (the
+``main`` party) or of ``Party("name")`` run for each room.
+"""
+
+from __future__ import annotations
+
+from .app import App, default_app
+from .config import Config
+from .connection import ConnectContext, Connection
+from .errors import PartydecoError, SetupError, StateTooLarge
+from .party import Party, party
+from .request import BodyTooLarge, Request
+from .response import Response
+from .room import InvalidMessage, Lobby, Room
+
+__all__ = [
+    "App",
+    "BodyTooLarge",
+    "Config",
+    "ConnectContext",
+    "Connection",
+    "InvalidMessage",
+    "Lobby",
+    "Party",
+    "PartydecoError",
+    "Request",
+    "Response",
+    "Room",
+    "SetupError",
+    "StateTooLarge",
+    "default_app",
+    "party",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,244 @@
+"""The application: parties, their handlers, and the ASGI entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .config import Config
+from .deflate import install as install_deflate_bound
+from .env import load_env
+from .errors import SetupError
+from .handlers import KINDS, Dispatch, PartyHandlers
+from .party import Party
+from .routing import MAIN
+
+if TYPE_CHECKING:
+    from quart import Quart
+    from quart.testing import QuartClient
+
+    from .backplane import Backplane
+    from .outbox import Outbox
+
+__all__ = ["App", "default_app"]
+
+logger = logging.getLogger("partydeco")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+GOING_AWAY = 1001
+
+
+class App:
+    """A partydeco application: named parties and their handlers, served over ASGI.
+
+    Most apps use the global default app through :data:`partydeco.party` and
+    :class:`partydeco.Party`. Make an ``App`` yourself to set options, or to
+    isolate a test: inside ``with App() as app:`` the default app is ``app``,
+    so ``party`` and ``Party(...)`` register on it.
+
+    Example::
+
+        app = App(max_message_size=64 * 1024)
+        chat = app.party("chat")
+
+    The app is an ASGI application (``hypercorn module:app``). It is built on
+    Quart: :attr:`quart` serves every URL that is not a party URL, so plain
+    Quart routes can live beside the parties.
+
+    Args:
+        **options: fields of :class:`~partydeco.config.Config`.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.config = Config(**options)
+        #: handlers by party name, filled by the decorators.
+        self.handlers: dict[str, PartyHandlers] = {MAIN: PartyHandlers()}
+        self._dispatch: dict[str, Dispatch] | None = None
+        self._env: Mapping[str, str] | None = None
+        self._backplane: Backplane | None = None
+        self._quart: Quart | None = None
+        #: open sockets, for graceful shutdown; filled by the ASGI layer.
+        self.sockets: dict[Outbox, asyncio.Event] = {}
+
+    # -- registering ----------------------------------------------------------------
+
+    def party(self, name: str = MAIN) -> Party:
+        """The handle of party *name* on this app."""
+        return Party(name, self)
+
+    def add_handler(self, party: str, kind: str, f: Callable[..., Any]) -> None:
+        """Register *f* as a handler of *kind* (``"on_message"`` etc.) for *party*.
+
+        The decorators call this; it can be called directly too.
+
+        Raises:
+            SetupError: the app already started serving.
+            ValueError: *kind* is unknown or *f* is not callable.
+        """
+        if self._dispatch is not None:
+            raise SetupError(
+                f"cannot register {kind} for party {party!r}: the app is already serving. "
+                "Register every handler at import time, before the server starts."
+            )
+        if kind not in KINDS:
+            raise ValueError(f"unknown handler kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if not callable(f):
+            raise ValueError(f"{kind} handler must be callable, not {f!r}")
+        handlers = self.handlers.get(party)
+        if handlers is None:
+            handlers = self.handlers[party] = PartyHandlers()
+        getattr(handlers, kind).append(f)
+
+    # -- serving ----------------------------------------------------------------------
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The process environment merged over ``.env`` in the working directory."""
+        if self._env is None:
+            self._env = load_env()
+        return self._env
+
+    @property
+    def started(self) -> bool:
+        """Whether the app has started serving (no more handlers can be added)."""
+        return self._dispatch is not None
+
+    @property
+    def dispatch(self) -> dict[str, Dispatch]:
+        """The frozen handler tables; freezes the app on first use."""
+        if self._dispatch is None:
+            tables = {}
+            for name, handlers in self.handlers.items():
+                try:
+                    tables[name] = Dispatch.freeze(name, handlers)
+                except TypeError as exc:
+                    raise SetupError(f"party {name!r}: {exc}") from exc
+            self._dispatch = tables
+            install_deflate_bound(self.config.max_message_size)
+        return self._dispatch
+
+    @property
+    def backplane(self) -> Backplane:
+        """Where this app's rooms live."""
+        if self._backplane is None:
+            from .backplane import LocalBackplane
+
+            self._backplane = LocalBackplane(self.dispatch, self.env, self.config)
+        return self._backplane
+
+    @backplane.setter
+    def backplane(self, value: Backplane) -> None:
+        self._backplane = value
+
+    @property
+    def quart(self) -> Quart:
+        """The Quart app that serves non-party URLs and the ASGI lifespan."""
+        if self._quart is None:
+            from .asgi import make_quart
+
+            self._quart = make_quart(self)
+        return self._quart
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI interface."""
+        await self.quart(scope, receive, send)  # type: ignore[arg-type]
+
+    def test_client(self) -> QuartClient:
+        """Quart's test client for this app; party URLs work through it too.
+
+        Example::
+
+            async with app.test_client().websocket("/parties/main/r1") as ws:
+                print(await ws.receive())
+        """
+        return self.quart.test_client()  # type: ignore[return-value]
+
+    async def shutdown(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Close every open socket with *code* and wait for their ``on_close`` handlers.
+
+        Sockets that do not finish within ``shutdown_timeout`` are closed at once.
+        """
+        if not self.sockets:
+            return
+        for outbox in list(self.sockets):
+            outbox.close(code, reason)
+        waits = [event.wait() for event in self.sockets.values()]
+        _, pending = await asyncio.wait(
+            [asyncio.ensure_future(w) for w in waits], timeout=self.config.shutdown_timeout
+        )
+        for task in pending:
+            task.cancel()
+        if pending:
+            for outbox in list(self.sockets):
+                await outbox.close_now(code, reason)
+
+    def run(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        workers: int = 1,
+        reload: bool = False,
+        **hypercorn_options: Any,
+    ) -> None:
+        """Serve the app with Hypercorn until SIGINT or SIGTERM.
+
+        On shutdown every socket is closed with 1001 before the process exits.
+
+        Args:
+            host: the address to bind: the ``HOST`` environment variable, else
+                ``127.0.0.1``.
+            port: the port to bind: the ``PORT`` environment variable, else 1999,
+                PartyKit's dev port.
+            workers: processes to serve with. Rooms are per process unless a
+                cross-process backplane is configured.
+            reload: restart when a Python file under the working directory changes.
+            **hypercorn_options: other ``hypercorn.config.Config`` attributes.
+        """
+        from .server import run
+
+        run(
+            self,
+            host=host or os.environ.get("HOST", "127.0.0.1"),
+            port=port if port is not None else int(os.environ.get("PORT", "1999")),
+            workers=workers,
+            reload=reload,
+            **hypercorn_options,
+        )
+
+    # -- default app --------------------------------------------------------------------
+
+    def __enter__(self) -> App:
+        _stack.append(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if _stack and _stack[-1] is self:
+            _stack.pop()
+        else:
+            raise SetupError("App contexts were exited out of order")
+
+    def __repr__(self) -> str:
+        return f"<App parties={sorted(self.handlers)}>"
+
+
+_stack: list[App] = []
+
+
+def default_app() -> App:
+    """The current default app: the innermost ``with App()``, else the global one."""
+    if not _stack:
+        _stack.append(App())
+    return _stack[-1]

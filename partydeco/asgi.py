@@ -1,0 +1,245 @@
+"""The server glue: party URLs over raw ASGI, everything else through Quart.
+
+Party URLs take a direct path: hooks, then the room, with frames written by
+each connection's outbox straight to the ASGI ``send``. Quart's per-request
+machinery (contexts, signals, a loop pass per frame sent) is skipped there;
+everything else, the lifespan included, is an ordinary Quart app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from quart import Quart
+from werkzeug.exceptions import HTTPException
+
+from . import routing
+from .outbox import Outbox
+from .request import BodyTooLarge, Request
+from .response import Response
+from .room import Lobby
+
+if TYPE_CHECKING:
+    from .app import App
+    from .handlers import Call, Dispatch
+    from .routing import Route
+
+__all__ = ["make_quart", "run_hooks"]
+
+logger = logging.getLogger("partydeco")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+ABNORMAL = 1006
+MESSAGE_TOO_BIG = 1009
+GOING_AWAY = 1001
+
+
+class PartyQuart(Quart):
+    """A Quart app that hands party URLs to partydeco before routing."""
+
+    partydeco: App
+
+    async def asgi_app(self, scope: Any, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
+            raw = scope.get("raw_path")
+            route = routing.match(raw.decode("latin-1") if raw else scope["path"])
+            if route is not None:
+                if kind == "http":
+                    await handle_http(self.partydeco, route, scope, receive, send)
+                else:
+                    await handle_websocket(self.partydeco, route, scope, receive, send)
+                return
+        await super().asgi_app(scope, receive, send)
+
+
+def make_quart(app: App) -> PartyQuart:
+    """The Quart app that serves *app*."""
+    quart = PartyQuart("partydeco")
+    quart.partydeco = app
+
+    @quart.before_serving
+    async def _freeze() -> None:
+        app.dispatch  # noqa: B018 - freezes the handlers; a setup error stops start-up
+
+    @quart.after_serving
+    async def _close_sockets() -> None:
+        await app.shutdown()
+
+    return quart
+
+
+async def run_hooks(hooks: tuple[Call, ...], request: Request, lobby: Lobby) -> Request | Response:
+    """Run ``before_*`` hooks in order: the forwarded request, or the first ``Response``."""
+    for call in hooks:
+        try:
+            result = call.fn(request, lobby)
+            if call.is_async:
+                result = await result
+        except HTTPException as exc:
+            return Response(exc.description or exc.name, exc.code or 401)
+        except Exception as exc:
+            logger.info("%s refused %s: %s", getattr(call.fn, "__name__", "hook"),
+                        lobby, type(exc).__name__)
+            message = str(exc)[:200]
+            return Response(message or "Unauthorized", 401)
+        if result is None:
+            continue
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, Request):
+            request = result
+            continue
+        logger.error("%r returned %r; expected a Request, a Response or None", call.fn, result)
+        return Response("Internal Server Error", 500)
+    return request
+
+
+def _party(app: App, name: str) -> Dispatch | None:
+    return app.dispatch.get(name)
+
+
+def _not_found(name: str) -> Response:
+    return Response(f"Party {name} not found", 404)
+
+
+async def handle_http(app: App, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer an HTTP request to a party URL."""
+    request = Request.from_scope(scope, receive, app.config.max_body_size)
+    dispatch = _party(app, route.party)
+    if dispatch is None:
+        response = _not_found(route.party)
+    else:
+        try:
+            forwarded = await run_hooks(
+                dispatch.before_request, request, Lobby(route.room, route.party, app.env)
+            )
+            if isinstance(forwarded, Response):
+                response = forwarded
+            else:
+                response = await app.backplane.room(route.party, route.room).request(forwarded)
+        except BodyTooLarge as exc:
+            response = Response(str(exc), 413)
+    await send_response(send, response, head=scope.get("method") == "HEAD")
+
+
+async def send_response(
+    send: Send, response: Response, *, head: bool = False, websocket: bool = False
+) -> None:
+    """Send *response* over ASGI, as an HTTP answer or a WebSocket denial."""
+    prefix = "websocket.http.response" if websocket else "http.response"
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": prefix + ".start", "status": response.status, "headers": headers})
+    await send({"type": prefix + ".body", "body": b"" if head else response.body})
+
+
+async def _deny(scope: Scope, send: Send, response: Response) -> None:
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await send_response(send, response, websocket=True)
+    else:  # the server cannot send a response; it answers 403
+        await send({"type": "websocket.close", "code": 1008})
+
+
+async def handle_websocket(
+    app: App, route: Route, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Serve one WebSocket to a party URL, from the handshake to ``on_close``."""
+    # The ``websocket.connect`` message is not awaited first: Quart's test
+    # client never sends one. The reader loop below skips it.
+    dispatch = _party(app, route.party)
+    if dispatch is None:
+        await _deny(scope, send, _not_found(route.party))
+        return
+    request = Request.from_scope(scope)
+    forwarded = await run_hooks(
+        dispatch.before_connect, request, Lobby(route.room, route.party, app.env)
+    )
+    if isinstance(forwarded, Response):
+        await _deny(scope, send, forwarded)
+        return
+
+    config = app.config
+    reader = asyncio.current_task()
+    timed_out = False
+
+    def on_timeout() -> None:
+        nonlocal timed_out
+        timed_out = True
+        if reader is not None:
+            reader.cancel()
+
+    outbox = Outbox(
+        send,
+        max_messages=config.max_pending_messages,
+        max_bytes=config.max_pending_bytes,
+        close_timeout=config.close_timeout,
+        on_timeout=on_timeout,
+    )
+    room = app.backplane.room(route.party, route.room)
+    try:
+        conn = await room.connect(forwarded, outbox)
+    except Exception:
+        logger.exception("could not start %r", room)
+        if not outbox.accepted:
+            await _deny(scope, send, Response("Internal Server Error", 500))
+            return
+        raise
+
+    finished = asyncio.Event()
+    app.sockets[outbox] = finished
+    code, reason = ABNORMAL, ""
+    limit = config.max_message_size
+    try:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                if len(data) > limit:
+                    outbox.close(MESSAGE_TOO_BIG, "message too big", discard=True)
+                    continue
+                if not outbox.closing:
+                    await room.message(conn, data)
+            elif kind == "websocket.disconnect":
+                code = message.get("code", 1005)
+                reason = message.get("reason") or ""
+                break
+    except asyncio.CancelledError:
+        if not timed_out:
+            # The server is stopping: say so to the client before we go.
+            await outbox.close_now(GOING_AWAY, "server shutting down")
+            code = GOING_AWAY
+            await _finish(app, room, conn, outbox, finished, code, reason)
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+    await _finish(app, room, conn, outbox, finished, code, reason)
+
+
+async def _finish(
+    app: App,
+    room: Any,
+    conn: Any,
+    outbox: Outbox,
+    finished: asyncio.Event,
+    code: int,
+    reason: str,
+) -> None:
+    outbox.finish()
+    if outbox.close_frame is not None:  # we closed first: report our code, not the echo
+        code, reason = outbox.close_frame
+    try:
+        await room.disconnect(conn, code, reason)
+    finally:
+        app.sockets.pop(outbox, None)
+        finished.set()

@@ -1,0 +1,85 @@
+"""The ``partydeco`` command: ``serve`` an app, or run it in ``dev`` mode with reload."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from .app import App, default_app
+from .party import Party
+
+__all__ = ["load_app", "main"]
+
+
+def load_app(target: str) -> App:
+    """Import the app named by *target*: ``module:attr``, ``module``, or ``path/to/app.py``.
+
+    Without an attribute the module's ``party`` or ``app`` is used, else the
+    default app its decorators registered on.
+
+    Raises:
+        SystemExit: the target cannot be imported or names no app.
+    """
+    module_name, _, attr = target.partition(":")
+    try:
+        if module_name.endswith(".py") or os.sep in module_name:
+            path = Path(module_name).resolve()
+            if not path.is_file():
+                raise SystemExit(f"partydeco: no such file: {module_name}")
+            sys.path.insert(0, str(path.parent))
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)
+        else:
+            sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"partydeco: cannot import {module_name!r}: {exc}") from None
+    if attr:
+        try:
+            obj = getattr(module, attr)
+        except AttributeError:
+            raise SystemExit(f"partydeco: {module_name!r} has no attribute {attr!r}") from None
+    else:
+        obj = getattr(module, "party", None) or getattr(module, "app", None) or default_app()
+    if isinstance(obj, Party):
+        return obj.app
+    if isinstance(obj, App):
+        return obj
+    raise SystemExit(f"partydeco: {target!r} is {type(obj).__name__}, not a partydeco app or party")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``partydeco`` console script."""
+    parser = argparse.ArgumentParser(prog="partydeco", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "serve an app with Hypercorn"),
+        ("dev", "serve an app and restart it when a .py file changes"),
+    ):
+        cmd = commands.add_parser(name, help=help_text)
+        cmd.add_argument("target", help="module:party, module, or path/to/app.py")
+        cmd.add_argument("--host", help="address to bind ($HOST, else 127.0.0.1)")
+        cmd.add_argument("--port", type=int, help="port to bind ($PORT, else 1999)")
+        if name == "serve":
+            cmd.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+            cmd.add_argument("--reload", action="store_true", help="restart on code changes")
+    args = parser.parse_args(argv)
+    reload = args.command == "dev" or args.reload
+    app = load_app(args.target)
+    app.run(
+        host=args.host,
+        port=args.port,
+        workers=getattr(args, "workers", 1),
+        reload=reload,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,126 @@
+"""One client's WebSocket inside a room."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .codec import encode_frame
+from .errors import StateTooLarge
+
+if TYPE_CHECKING:
+    from .outbox import Outbox
+    from .request import Request
+    from .room import Room
+
+__all__ = ["ConnectContext", "Connection"]
+
+_state_encoder = msgspec.json.Encoder()
+
+
+class ConnectContext:
+    """What ``on_connect`` learns about how the connection was opened.
+
+    Attributes:
+        request: the upgrade request as the ``before_connect`` hooks forwarded it.
+    """
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+    def __repr__(self) -> str:
+        return f"<ConnectContext {self.request!r}>"
+
+
+class Connection:
+    """A client's WebSocket in a room.
+
+    ``send`` and ``close`` return at once: frames are queued and written by the
+    connection's own writer, so a slow client never holds up a handler.
+
+    Attributes:
+        id: the ``_pk`` query parameter the client sent, else a fresh UUID4.
+        uri: the URL the client connected to, as the hooks forwarded it.
+        room: the :class:`~partydeco.Room` the connection belongs to.
+    """
+
+    __slots__ = ("_outbox", "_state", "_state_limit", "_tags", "id", "room", "uri")
+
+    def __init__(
+        self, id: str, uri: str, room: Room, outbox: Outbox, *, state_limit: int = 2048
+    ) -> None:
+        self.id = id
+        self.uri = uri
+        self.room = room
+        self._outbox = outbox
+        self._state: Any = None
+        self._state_limit = state_limit
+        self._tags: tuple[str, ...] = (id,)
+
+    @property
+    def open(self) -> bool:
+        """Whether the connection is open: neither closed nor closing."""
+        return self._outbox.accepted and not self._outbox.closing
+
+    @property
+    def state(self) -> Any:
+        """Per-connection state set with :meth:`set_state` (``None`` at first)."""
+        return self._state
+
+    def set_state(self, value: Any | Callable[[Any], Any]) -> Any:
+        """Replace the connection's state and return it.
+
+        *value* may be a function of the previous state. The state lives as long
+        as the connection; use room storage for what must last.
+
+        Raises:
+            StateTooLarge: the state is over the cap (2 KB by default) once
+                encoded as JSON; the old state is kept.
+            TypeError: msgspec cannot encode the value.
+        """
+        new = value(self._state) if callable(value) else value
+        try:
+            size = len(_state_encoder.encode(new))
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise TypeError(f"connection state must be encodable as JSON: {exc}") from None
+        if size > self._state_limit:
+            raise StateTooLarge(size, self._state_limit)
+        self._state = new
+        return new
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The connection's tags, its id first (see ``connection_tags``)."""
+        return self._tags
+
+    def send(self, message: Any) -> None:
+        """Queue a message for this client.
+
+        ``str`` goes as a text frame, ``bytes`` as a binary frame, anything else
+        is encoded as JSON text with msgspec. Sending on a closed connection
+        does nothing.
+        """
+        self._outbox.put(encode_frame(message))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection after what was already queued is sent.
+
+        Args:
+            code: 1000, or an application code from 3000 to 4999.
+            reason: a short text, at most 123 bytes in UTF-8.
+
+        Raises:
+            ValueError: the code or reason is not allowed on the wire.
+        """
+        if code != 1000 and not 3000 <= code <= 4999:
+            raise ValueError(f"close code must be 1000 or in 3000-4999, not {code}")
+        if len(reason.encode("utf-8")) > 123:
+            raise ValueError("close reason must be at most 123 bytes in UTF-8")
+        self._outbox.close(code, reason)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id!r} room={self.room.id!r}>"

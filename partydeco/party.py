@@ -1,0 +1,186 @@
+"""Party handles: the decorators users write, bound to a party name.
+
+``partydeco.party`` is the ``main`` party; ``Party("chat")`` is the party
+served at ``/parties/chat/<room>``. A handle made without an app registers on
+the current default app (see :class:`~partydeco.App`), so a test can swap the
+app with ``with App() as app:``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .handlers import (
+    BeforeHookT,
+    CloseHandlerT,
+    ConnectHandlerT,
+    ErrorHandlerT,
+    MessageHandlerT,
+    RequestHandlerT,
+    StartHandlerT,
+    TagsHandlerT,
+)
+from .routing import MAIN, PARTY_NAME
+
+if TYPE_CHECKING:
+    from .app import App, Receive, Scope, Send
+
+__all__ = ["Party", "party"]
+
+
+class Party:
+    """The handle of one named party, carrying its decorators.
+
+    Each decorator registers the function and returns it unchanged. Handlers may
+    be ``async def`` or plain ``def`` (plain ones run on the event loop, so keep
+    them quick).
+
+    Example::
+
+        chat = Party("chat")
+
+        @chat.on_message
+        async def relay(message, sender):
+            sender.room.broadcast(message, without=[sender.id])
+
+    Args:
+        name: the party's name, matching ``[a-z0-9_-]+``.
+        app: the app to register on; by default the current default app.
+    """
+
+    __slots__ = ("_app", "name")
+
+    def __init__(self, name: str = MAIN, app: App | None = None) -> None:
+        if not PARTY_NAME.match(name):
+            raise ValueError(
+                f"party name {name!r} must be lowercase letters, digits, '-' or '_'"
+            )
+        self.name = name
+        self._app = app
+
+    @property
+    def app(self) -> App:
+        """The app this handle registers on."""
+        if self._app is not None:
+            return self._app
+        from .app import default_app
+
+        return default_app()
+
+    def before_connect(self, f: BeforeHookT) -> BeforeHookT:
+        """Register ``f(request, lobby)``, run before a WebSocket reaches the room.
+
+        Return the request (maybe with changed headers) to let the connection
+        through, ``None`` to forward the original, or a
+        :class:`~partydeco.Response` to refuse: the client then gets that status,
+        headers and body as the handshake's answer and no socket opens. An
+        exception answers 401 with its message as the body. Hooks run in
+        registration order; the first ``Response`` wins.
+
+        Example::
+
+            @party.before_connect
+            async def authenticate(request, lobby):
+                if request.args.get("token") != lobby.env.get("TOKEN"):
+                    return Response("Unauthorized", status=401)
+                request.headers["X-User-ID"] = "alice"
+                return request
+        """
+        self.app.add_handler(self.name, "before_connect", f)
+        return f
+
+    def before_request(self, f: BeforeHookT) -> BeforeHookT:
+        """Register ``f(request, lobby)``, run before an HTTP request reaches the room.
+
+        The same contract as :meth:`before_connect`, for HTTP requests.
+        """
+        self.app.add_handler(self.name, "before_request", f)
+        return f
+
+    def on_start(self, f: StartHandlerT) -> StartHandlerT:
+        """Register ``f(room)``, awaited once per room before its first connection or request.
+
+        If it raises, the arrival that started the room fails and the next one
+        retries it.
+        """
+        self.app.add_handler(self.name, "on_start", f)
+        return f
+
+    def on_connect(self, f: ConnectHandlerT) -> ConnectHandlerT:
+        """Register ``f(connection, ctx)``, run when a WebSocket joins a room.
+
+        ``ctx.request`` is the upgrade request as the ``before_connect`` hooks
+        forwarded it. An exception closes that socket with 1011.
+
+        Example::
+
+            @party.on_connect
+            async def hello(connection, ctx):
+                connection.send(f"Hello {ctx.request.headers['X-User-ID']}!")
+        """
+        self.app.add_handler(self.name, "on_connect", f)
+        return f
+
+    def on_message(self, f: MessageHandlerT) -> MessageHandlerT:
+        """Register ``f(message, sender)``, run for each frame a client sends.
+
+        ``message`` is ``str`` for a text frame and ``bytes`` for a binary one.
+        Annotate it with a ``msgspec.Struct`` (or a tagged union of them) and
+        each frame is decoded from JSON into that type first; a frame that does
+        not validate does not reach the handler: the sender gets
+        ``{"error": "invalid_message", "detail": ...}`` and ``on_error`` runs.
+        An exception goes to ``on_error`` and the connection stays open.
+        """
+        self.app.add_handler(self.name, "on_message", f)
+        return f
+
+    def on_close(self, f: CloseHandlerT) -> CloseHandlerT:
+        """Register ``f(connection, code, reason)``, run once when a socket closes.
+
+        It runs however the socket ended, including a client that vanished
+        without a close frame (code 1006).
+        """
+        self.app.add_handler(self.name, "on_close", f)
+        return f
+
+    def on_error(self, f: ErrorHandlerT) -> ErrorHandlerT:
+        """Register ``f(connection, error)``, told of errors raised by ``on_message``."""
+        self.app.add_handler(self.name, "on_error", f)
+        return f
+
+    def on_request(self, f: RequestHandlerT) -> RequestHandlerT:
+        """Register ``f(request, room)``, answering HTTP requests to the party's rooms.
+
+        Return a :class:`~partydeco.Response`, ``str``, ``bytes``, or anything
+        msgspec encodes as JSON (dict, list, Struct). ``None`` leaves the request
+        to the next handler, and to 404 after the last. A
+        ``werkzeug.exceptions.HTTPException`` (``quart.abort(403)``) answers with
+        its status; any other exception answers 500 without details.
+        """
+        self.app.add_handler(self.name, "on_request", f)
+        return f
+
+    def connection_tags(self, f: TagsHandlerT) -> TagsHandlerT:
+        """Register ``f(connection, ctx) -> list[str]``, tagging a connection as it joins.
+
+        ``room.get_connections(tag)`` then lists the connections with that tag.
+        A connection has at most 9 tags besides its id, each a non-empty string
+        of at most 256 characters.
+        """
+        self.app.add_handler(self.name, "connection_tags", f)
+        return f
+
+    def run(self, **options: Any) -> None:
+        """Serve the app; see :meth:`App.run`."""
+        self.app.run(**options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI interface, so ``hypercorn app:party`` serves the app."""
+        await self.app(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return f"<Party {self.name!r}>"
+
+
+#: The ``main`` party of the current default app.
+party = Party(MAIN)

@@ -1,0 +1,208 @@
+"""The request that hooks and handlers see, for WebSocket upgrades and HTTP alike."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable, Mapping
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+from werkzeug.datastructures import Headers, MultiDict
+
+from .errors import PartydecoError
+
+__all__ = ["BodyTooLarge", "Request"]
+
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+
+
+class BodyTooLarge(PartydecoError, ValueError):
+    """An HTTP request body was larger than the app's ``max_body_size``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"request body is larger than {limit} bytes")
+
+
+class Request:
+    """An incoming WebSocket upgrade or HTTP request.
+
+    ``before_connect`` and ``before_request`` hooks may change :attr:`headers`
+    (for example set ``X-User-ID``) and return the request; the room then sees
+    the changed request as ``ctx.request`` in ``on_connect`` or as the request
+    passed to ``on_request``.
+
+    Attributes:
+        method: ``"GET"`` for a WebSocket upgrade, else the HTTP method.
+        path: the decoded URL path.
+        raw_path: the URL path as sent, still percent-encoded.
+        query_string: the raw query string.
+        scheme: ``http``, ``https``, ``ws`` or ``wss``.
+        remote_addr: the client's address, if the server knows it.
+        is_websocket: whether this is a WebSocket upgrade.
+    """
+
+    __slots__ = (
+        "_args",
+        "_body",
+        "_cookies",
+        "_headers",
+        "_host",
+        "_max_body",
+        "_raw_headers",
+        "_receive",
+        "is_websocket",
+        "method",
+        "path",
+        "query_string",
+        "raw_path",
+        "remote_addr",
+        "scheme",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        raw_path: str | None = None,
+        query_string: bytes = b"",
+        headers: Headers | list[tuple[bytes, bytes]] | None = None,
+        scheme: str = "http",
+        remote_addr: str | None = None,
+        is_websocket: bool = False,
+        body: bytes | None = None,
+        receive: Receive | None = None,
+        max_body_size: int = 1 << 20,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.raw_path = raw_path if raw_path is not None else path
+        self.query_string = query_string
+        self.scheme = scheme
+        self.remote_addr = remote_addr
+        self.is_websocket = is_websocket
+        self._headers: Headers | None = headers if isinstance(headers, Headers) else None
+        self._raw_headers = headers if isinstance(headers, list) else []
+        self._args: MultiDict[str, str] | None = None
+        self._cookies: dict[str, str] | None = None
+        self._body = body if body is not None or receive is not None else b""
+        self._receive = receive
+        self._max_body = max_body_size
+        self._host: str | None = None
+
+    @classmethod
+    def from_scope(
+        cls, scope: Mapping[str, Any], receive: Receive | None = None, max_body_size: int = 1 << 20
+    ) -> Request:
+        """Build a request from an ASGI ``http`` or ``websocket`` scope."""
+        is_ws = scope["type"] == "websocket"
+        raw = scope.get("raw_path")
+        client = scope.get("client")
+        return cls(
+            "GET" if is_ws else scope["method"],
+            scope["path"],
+            raw_path=raw.decode("latin-1") if raw else None,
+            query_string=scope.get("query_string", b""),
+            headers=list(scope.get("headers", ())),
+            scheme=scope.get("scheme", "ws" if is_ws else "http"),
+            remote_addr=client[0] if client else None,
+            is_websocket=is_ws,
+            receive=None if is_ws else receive,
+            max_body_size=max_body_size,
+        )
+
+    @property
+    def headers(self) -> Headers:
+        """The request headers (case-insensitive and mutable)."""
+        if self._headers is None:
+            self._headers = Headers(
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw_headers]
+            )
+        return self._headers
+
+    @property
+    def args(self) -> MultiDict[str, str]:
+        """The query parameters."""
+        if self._args is None:
+            self._args = MultiDict(
+                parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True)
+            )
+        return self._args
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The cookies sent with the request."""
+        if self._cookies is None:
+            jar: SimpleCookie = SimpleCookie()
+            for value in self.headers.getlist("Cookie"):
+                try:
+                    jar.load(value)
+                except Exception:  # a malformed cookie header is ignored, as browsers do
+                    continue
+            self._cookies = {key: morsel.value for key, morsel in jar.items()}
+        return self._cookies
+
+    @property
+    def host(self) -> str:
+        """The ``Host`` header (or ``:authority``), empty when absent."""
+        if self._host is None:
+            self._host = self.headers.get("Host", "")
+        return self._host
+
+    @property
+    def url(self) -> str:
+        """The full URL, query string included."""
+        url = f"{self.scheme}://{self.host}{self.raw_path}"
+        if self.query_string:
+            url += "?" + self.query_string.decode("latin-1")
+        return url
+
+    async def body(self) -> bytes:
+        """Read the whole request body (empty for a WebSocket upgrade).
+
+        Raises:
+            BodyTooLarge: the body is larger than the app's ``max_body_size``;
+                partydeco answers such requests with ``413``.
+        """
+        if self._body is None:
+            assert self._receive is not None
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await self._receive()
+                if message["type"] != "http.request":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self._max_body:
+                    raise BodyTooLarge(self._max_body)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self) -> Any:
+        """Decode the body as JSON.
+
+        Raises:
+            msgspec.DecodeError: the body is not valid JSON.
+        """
+        return msgspec.json.decode(await self.body())
+
+    async def text(self) -> str:
+        """The body decoded as UTF-8 (invalid bytes are replaced)."""
+        return (await self.body()).decode("utf-8", "replace")
+
+    def copy(self) -> Request:
+        """A copy whose headers can be changed without touching this request."""
+        clone = copy.copy(self)
+        clone._headers = self.headers.copy()
+        clone._args = None if self._args is None else self._args.copy()
+        return clone
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.raw_path}>"

@@ -1,0 +1,254 @@
+"""Rooms: where a party's handlers run for one room id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from werkzeug.exceptions import HTTPException
+
+from .codec import encode_frame
+from .connection import ConnectContext, Connection
+from .errors import PartydecoError
+from .request import BodyTooLarge
+from .response import Response, to_response
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .handlers import Dispatch
+    from .outbox import Outbox
+    from .request import Request
+
+__all__ = ["InvalidMessage", "Lobby", "Room"]
+
+logger = logging.getLogger("partydeco")
+
+INTERNAL_ERROR = 1011
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 256
+
+
+class InvalidMessage(PartydecoError, ValueError):
+    """A frame did not decode into the type an ``on_message`` handler declares.
+
+    The handler is not called; the sender gets a JSON text frame
+    ``{"error": "invalid_message", "detail": "..."}`` and ``on_error`` is told.
+    """
+
+
+class Lobby:
+    """What the ``before_*`` hooks know about the room being reached.
+
+    Attributes:
+        id: the room id (the raw URL segment).
+        party: the party's name.
+        env: the process environment merged with ``.env``.
+    """
+
+    __slots__ = ("env", "id", "party")
+
+    def __init__(self, id: str, party: str, env: Mapping[str, str]) -> None:
+        self.id = id
+        self.party = party
+        self.env = env
+
+    def __repr__(self) -> str:
+        return f"<Lobby {self.party}/{self.id}>"
+
+
+class Room:
+    """One room of a party: its connections and the party's handlers for it.
+
+    Attributes:
+        id: the room id (the raw URL segment).
+        party: the party's name.
+        env: the process environment merged with ``.env``.
+    """
+
+    __slots__ = ("_connections", "_dispatch", "_start_lock", "_started", "config", "env", "id",
+                 "party")
+
+    def __init__(self, id: str, dispatch: Dispatch, env: Mapping[str, str], config: Config) -> None:
+        self.id = id
+        self.party = dispatch.name
+        self.env = env
+        self.config = config
+        self._dispatch = dispatch
+        self._connections: dict[str, Connection] = {}
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    # -- the public API -------------------------------------------------------------
+
+    def get_connection(self, id: str) -> Connection | None:
+        """The open connection with this id, or ``None``."""
+        conn = self._connections.get(id)
+        return conn if conn is not None and conn.open else None
+
+    def get_connections(self, tag: str | None = None) -> Iterator[Connection]:
+        """The open connections, or those carrying *tag*."""
+        for conn in list(self._connections.values()):
+            if conn.open and (tag is None or tag in conn.tags):
+                yield conn
+
+    def broadcast(self, message: Any, without: Iterable[str] = ()) -> None:
+        """Send *message* to every open connection except the ids in *without*.
+
+        The message is encoded once (see :meth:`Connection.send`) and queued
+        on each receiver's outbox; it never waits for a slow receiver.
+        """
+        frame = encode_frame(message)
+        skip = without if isinstance(without, (set, frozenset)) else set(without)
+        for conn in self._connections.values():
+            if conn.id not in skip:
+                conn._outbox.put(frame)
+
+    def __repr__(self) -> str:
+        return f"<Room {self.party}/{self.id}>"
+
+    # -- called by the server ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run ``on_start`` once; a failure leaves the room unstarted for a retry."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if self._started:
+                return
+            for call in self._dispatch.on_start:
+                result = call.fn(self)
+                if call.is_async:
+                    await result
+            self._started = True
+
+    async def connect(self, request: Request, outbox: Outbox) -> Connection:
+        """Start the room if needed, accept the socket and run ``on_connect``.
+
+        Errors before the socket is accepted propagate (the handshake fails with
+        500); errors after it close the socket with 1011.
+        """
+        await self.start()
+        conn = Connection(
+            request.args.get("_pk") or str(uuid.uuid4()),
+            request.url,
+            self,
+            outbox,
+            state_limit=self.config.state_limit,
+        )
+        dispatch = self._dispatch
+        ctx = ConnectContext(request)
+        await outbox.accept()
+        try:
+            if not dispatch.on_connect and not dispatch.on_message:
+                raise PartydecoError(
+                    f"party {self.party!r} has no on_connect or on_message handler"
+                )
+            if dispatch.connection_tags:
+                conn._tags = await self._tags(conn, ctx)
+            self._connections[conn.id] = conn
+            for call in dispatch.on_connect:
+                result = call.fn(conn, ctx)
+                if call.is_async:
+                    await result
+        except Exception as exc:
+            logger.exception("error while connecting %r to %r", conn.id, self)
+            outbox.close(INTERNAL_ERROR, _reason(exc))
+        return conn
+
+    async def _tags(self, conn: Connection, ctx: ConnectContext) -> tuple[str, ...]:
+        tags = [conn.id]
+        for call in self._dispatch.connection_tags:
+            result = call.fn(conn, ctx)
+            if call.is_async:
+                result = await result
+            tags.extend(result)
+        if len(tags) > MAX_TAGS:
+            raise PartydecoError(f"a connection may have at most {MAX_TAGS - 1} tags")
+        for tag in tags:
+            if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
+                raise PartydecoError(
+                    f"tags must be non-empty strings of at most {MAX_TAG_LENGTH} characters"
+                )
+        return tuple(dict.fromkeys(tags))
+
+    async def message(self, conn: Connection, data: str | bytes) -> None:
+        """Run the ``on_message`` handlers for one frame."""
+        for call in self._dispatch.on_message:
+            arg: Any = data
+            if call.decoder is not None:
+                try:
+                    arg = call.decoder.decode(data)
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    conn._outbox.put(encode_frame({"error": "invalid_message", "detail": str(exc)}))
+                    await self.error(conn, InvalidMessage(str(exc)))
+                    continue
+            try:
+                result = call.fn(arg, conn)
+                if call.is_async:
+                    await result
+            except Exception as exc:
+                await self.error(conn, exc)
+
+    async def error(self, conn: Connection, error: BaseException) -> None:
+        """Tell the ``on_error`` handlers (or the log) about *error*."""
+        handlers = self._dispatch.on_error
+        if not handlers:
+            logger.error("error in %r for connection %r", self, conn.id, exc_info=error)
+            return
+        for call in handlers:
+            try:
+                result = call.fn(conn, error)
+                if call.is_async:
+                    await result
+            except Exception:
+                logger.exception("error in on_error handler of %r", self)
+
+    async def disconnect(self, conn: Connection, code: int, reason: str) -> None:
+        """Forget a connection whose socket closed, and run ``on_close``."""
+        if self._connections.get(conn.id) is conn:
+            del self._connections[conn.id]
+        for call in self._dispatch.on_close:
+            try:
+                result = call.fn(conn, code, reason)
+                if call.is_async:
+                    await result
+            except Exception:
+                logger.exception("error in on_close handler of %r", self)
+
+    async def request(self, request: Request) -> Response:
+        """Answer an HTTP request with the ``on_request`` handlers."""
+        try:
+            await self.start()
+            for call in self._dispatch.on_request:
+                result = call.fn(request, self)
+                if call.is_async:
+                    result = await result
+                if result is not None:
+                    return to_response(result)
+        except HTTPException as exc:
+            return Response(exc.description or exc.name, exc.code or 500)
+        except BodyTooLarge as exc:
+            return Response(str(exc), 413)
+        except Exception:
+            logger.exception("error answering %s %s in %r", request.method, request.path, self)
+            return Response("Internal Server Error", 500)
+        if not self._dispatch.on_request:
+            return Response(f"Party {self.party!r} has no on_request handler", 404)
+        return Response("Not Found", 404)
+
+    @property
+    def idle(self) -> bool:
+        """Whether no connection is attached to the room."""
+        return not self._connections
+
+
+def _reason(exc: BaseException) -> str:
+    """A close reason that names the failure without internals."""
+    if isinstance(exc, PartydecoError):
+        text = str(exc)
+        return text if len(text.encode()) <= 123 else "Internal error"
+    return "Internal error"

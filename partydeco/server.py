@@ -1,0 +1,233 @@
+"""Running an app on Hypercorn: configuration, graceful shutdown, workers, reload."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["ACCESS_LOG_FORMAT", "hypercorn_config", "run", "serve", "serving"]
+
+logger = logging.getLogger("partydeco")
+
+#: Hypercorn's access log without the query string (where ``?token=`` lives)
+#: and without any request header that could carry a credential.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+
+RELOADER_ENV = "PARTYDECO_RELOADER_CHILD"
+
+
+def hypercorn_config(
+    app: App, host: str = "127.0.0.1", port: int = 1999, **options: Any
+) -> HypercornConfig:
+    """The Hypercorn configuration partydeco serves with.
+
+    Defaults chosen for a real-time server: the access log leaves out query
+    strings and credentials; WebSocket pings every 20 s with a 60 s read
+    timeout drop dead peers; the message-size limit is the app's.
+    Any ``hypercorn.config.Config`` attribute can be overridden in *options*.
+    """
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = logging.getLogger("partydeco.access")
+    config.errorlog = logging.getLogger("partydeco.server")
+    config.access_log_format = ACCESS_LOG_FORMAT
+    config.websocket_max_message_size = app.config.max_message_size
+    config.websocket_ping_interval = 20.0
+    config.read_timeout = 60
+    config.graceful_timeout = app.config.shutdown_timeout
+    for key, value in options.items():
+        if not hasattr(config, key):
+            raise TypeError(f"unknown Hypercorn option {key!r}")
+        setattr(config, key, value)
+    return config
+
+
+async def serve(
+    app: App,
+    config: HypercornConfig,
+    *,
+    sockets: Sockets | None = None,
+    shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
+) -> None:
+    """Serve *app* until *shutdown_trigger* returns (by default SIGINT or SIGTERM).
+
+    Before Hypercorn stops, every socket is closed with 1001 and its
+    ``on_close`` handlers have run.
+    """
+    from hypercorn.asyncio.run import worker_serve
+    from hypercorn.utils import wrap_app
+
+    app.dispatch  # noqa: B018 - freeze now: a setup error stops start-up
+    wait = shutdown_trigger or _signal_trigger()
+
+    async def trigger() -> None:
+        await wait()
+        await app.shutdown()
+
+    await worker_serve(
+        wrap_app(app, config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
+        config,
+        sockets=sockets,
+        shutdown_trigger=trigger,
+    )
+
+
+def _signal_trigger() -> Callable[[], Awaitable[Any]]:
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, event.set)
+    return event.wait
+
+
+@contextlib.asynccontextmanager
+async def serving(app: App, host: str = "127.0.0.1", **options: Any) -> AsyncIterator[str]:
+    """Serve *app* on a free port in this event loop; yields ``"host:port"``.
+
+    The port is bound before this yields, so clients can connect at once.
+    Leaving the block shuts the server down gracefully. Meant for tests.
+    """
+    config = hypercorn_config(app, host, 0, **options)
+    sockets = config.create_sockets()
+    port = sockets.insecure_sockets[0].getsockname()[1]
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(
+        serve(app, config, sockets=sockets, shutdown_trigger=stop.wait)
+    )
+    try:
+        yield f"{host}:{port}"
+    finally:
+        stop.set()
+        await task
+
+
+def run(
+    app: App,
+    host: str = "127.0.0.1",
+    port: int = 1999,
+    *,
+    workers: int = 1,
+    reload: bool = False,
+    argv: list[str] | None = None,
+    **options: Any,
+) -> None:
+    """Serve *app* from the main thread until SIGINT or SIGTERM.
+
+    With *reload*, a supervisor re-runs the program (*argv*, by default this
+    process's command line) whenever a ``.py`` file under the working directory
+    changes. With several *workers*, the port is bound once and shared by
+    forked worker processes.
+    """
+    if reload and os.environ.get(RELOADER_ENV) != "1":
+        supervise(argv or [sys.executable, *sys.argv])
+        return
+    _configure_logging()
+    config = hypercorn_config(app, host, port, **options)
+    if workers <= 1:
+        _run_loop(serve(app, config))
+        return
+    if not hasattr(os, "fork"):
+        raise RuntimeError("workers > 1 needs os.fork (Linux or macOS)")
+    logger.warning(
+        "serving with %d worker processes: each holds its own rooms, so clients of "
+        "one room may land in different processes", workers
+    )
+    sockets = config.create_sockets()
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                _run_loop(serve(app, config, sockets=sockets))
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    for child in children:
+        os.waitpid(child, 0)
+
+
+def _run_loop(main: Awaitable[None]) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)  # type: ignore[arg-type]
+    else:
+        uvloop.run(main)  # type: ignore[arg-type]
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+
+def _snapshot(root: Path) -> dict[Path, float]:
+    stamps = {}
+    for path in root.rglob("*.py"):
+        if any(part.startswith(".") or part in ("venv", "node_modules") for part in path.parts):
+            continue
+        with contextlib.suppress(OSError):
+            stamps[path] = path.stat().st_mtime
+    return stamps
+
+
+def supervise(argv: list[str], root: Path | None = None, interval: float = 0.5) -> None:
+    """Run *argv* as a child and restart it whenever a ``.py`` file under *root* changes."""
+    root = root or Path.cwd()
+    env = {**os.environ, RELOADER_ENV: "1"}
+    stop = False
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop:
+        stamps = _snapshot(root)
+        child = subprocess.Popen(argv, env=env)
+        while not stop and child.poll() is None and _snapshot(root) == stamps:
+            time.sleep(interval)
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        elif not stop:  # the child exited by itself: wait for a change before restarting
+            while not stop and _snapshot(root) == stamps:
+                time.sleep(interval)
+        if not stop:
+            print("partydeco: change detected, restarting", file=sys.stderr)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (for tests that start subprocesses)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,92 @@
+"""Shared test helpers: real servers on free loopback ports, and waiting for conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from partydeco import App
+from partydeco.server import free_port, serving
+
+__all__ = ["ROOT", "Process", "eventually", "free_port", "serve", "start_process"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@asynccontextmanager
+async def serve(app: App, **options: Any) -> AsyncIterator[str]:
+    """A real Hypercorn server for *app* in this event loop; yields ``"127.0.0.1:PORT"``."""
+    async with serving(app, **options) as base:
+        yield base
+
+
+async def eventually(
+    condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01
+) -> Any:
+    """Wait until ``condition()`` is truthy and return it; fail after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+class Process:
+    """A server running in a subprocess (for restarts, signals and kill -9)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], port: int) -> None:
+        self.popen = popen
+        self.port = port
+        self.base = f"127.0.0.1:{port}"
+
+    def output(self) -> str:
+        """Everything the process printed (after it exited)."""
+        out, _ = self.popen.communicate(timeout=10)
+        return out.decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def start_process(
+    args: list[str], port: int | None = None, env: dict[str, str] | None = None,
+    cwd: Path | None = None, ready_path: str = "/__ready__",
+) -> Process:
+    """Start ``python *args*`` with ``PORT`` set, and wait until it answers HTTP."""
+    port = port or free_port()
+    full_env = {**os.environ, "PORT": str(port), "PYTHONPATH": str(ROOT), **(env or {})}
+    popen = subprocess.Popen(
+        [sys.executable, *args], env=full_env, cwd=cwd or ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        if popen.poll() is not None:
+            out = popen.stdout.read().decode() if popen.stdout else ""
+            raise AssertionError(f"server exited early ({popen.returncode}):\n{out}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1)
+            return Process(popen, port)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                popen.kill()
+                raise AssertionError("server did not start within 20s") from None
+            time.sleep(0.05)
