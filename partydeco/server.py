@@ -105,6 +105,10 @@ async def serving(app: App, host: str = "127.0.0.1", **options: Any) -> AsyncIte
     """
     config = hypercorn_config(app, host, 0, **options)
     sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets:
+        # Hypercorn only listens after the lifespan startup; listening now lets clients
+        # connect as soon as this yields (they wait in the backlog until accepted).
+        sock.listen(config.backlog)
     port = sockets.insecure_sockets[0].getsockname()[1]
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(

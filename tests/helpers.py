@@ -67,15 +67,21 @@ class Process:
 
 
 def start_process(
-    args: list[str], port: int | None = None, env: dict[str, str] | None = None,
-    cwd: Path | None = None, ready_path: str = "/__ready__",
+    args: list[str],
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    ready_path: str = "/__ready__",
 ) -> Process:
     """Start ``python *args*`` with ``PORT`` set, and wait until it answers HTTP."""
     port = port or free_port()
     full_env = {**os.environ, "PORT": str(port), "PYTHONPATH": str(ROOT), **(env or {})}
     popen = subprocess.Popen(
-        [sys.executable, *args], env=full_env, cwd=cwd or ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, *args],
+        env=full_env,
+        cwd=cwd or ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 20
     while True:

@@ -157,10 +157,14 @@ async def test_on_request_return_forms() -> None:
     assert await r.get_json() == {"room": "r9", "party": "api", "body": "payload"}
     r = await client.get("/parties/api/r9?kind=text")
     assert (await r.get_data(), r.headers["Content-Type"]) == (
-        b"plain", "text/plain; charset=utf-8")
+        b"plain",
+        "text/plain; charset=utf-8",
+    )
     r = await client.get("/parties/api/r9?kind=bytes")
     assert (await r.get_data(), r.headers["Content-Type"]) == (
-        b"\x00\x01", "application/octet-stream")
+        b"\x00\x01",
+        "application/octet-stream",
+    )
     r = await client.get("/parties/api/r9/deep/er?kind=struct")
     assert await r.get_json() == {"room": "r9", "path": "/parties/api/r9/deep/er"}
     r = await client.get("/parties/api/r9?kind=response")
