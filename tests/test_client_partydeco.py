@@ -9,8 +9,8 @@ import pytest
 from partydeco import App
 from partydeco.client import (
     Backoff,
-    CloseInfo,
     ClosedByServerError,
+    CloseInfo,
     HandshakeRejectedError,
     PartySocket,
 )
