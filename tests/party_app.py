@@ -65,4 +65,6 @@ def build(app: App) -> App:
 
 
 if __name__ == "__main__":
-    build(App()).run()
+    # No Hypercorn pings: its ping task outlives a closed socket by up to one interval and
+    # holds up a graceful shutdown by the full graceful timeout (noted for the core).
+    build(App()).run(websocket_ping_interval=None)
