@@ -52,6 +52,7 @@ socket.addEventListener("message", (event) => {
   const data = JSON.parse(event.data);
   if (data.type === "presence") showUsers(data.users);
   else if (data.type === "message") addMessage(data.from, data.text);
+  else if (data.error) addMessage("server", `${data.error}: ${data.detail ?? ""}`);
 });
 
 // A refused handshake looks like a network error to browser JavaScript (no status is exposed),
