@@ -316,3 +316,29 @@ async def test_retry_count_resets_only_after_min_uptime(
             assert await socket.recv() == f"hello {socket.id}"
             counts.append(socket.retry_count)
         assert counts == expected
+
+
+async def test_iteration_survives_a_manual_reconnect() -> None:
+    async with running() as server, PartySocket(
+        server.host, "r", query={"token": "good"}, backoff=FAST
+    ) as socket:
+        received: list[object] = []
+        second_hello = asyncio.Event()
+
+        async def consume() -> None:
+            async for message in socket:
+                received.append(message)
+                if len(received) == 2:
+                    second_hello.set()
+
+        consumer = asyncio.create_task(consume())
+        await socket.wait_open()
+        await server.app.seen.wait_for(lambda: len(server.app.seen.connects) == 1)
+        await socket.reconnect()
+        async with asyncio.timeout(5):
+            await second_hello.wait()
+        assert received == [f"hello {socket.id}"] * 2
+        assert not consumer.done()  # still iterating: reconnect() does not end the stream
+        await socket.close()
+        async with asyncio.timeout(5):
+            await consumer

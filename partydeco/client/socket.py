@@ -183,7 +183,8 @@ class PartySocket:
         self._task: asyncio.Task[None] | None = None
         self._ws: ClientConnection | None = None
         self._is_open = False
-        self._closed_by_user = False
+        self._closed_by_user = False  # close() was called: the socket is finished
+        self._stopping = False  # the connection loop must exit (close() or reconnect())
         self._stop_error: ReconnectStoppedError | None = None
         self._retry_count = 0
         self._url: str | None = None
@@ -254,6 +255,7 @@ class PartySocket:
         The offline buffer is kept (see :meth:`drain_buffered`). Safe to call more than once.
         """
         self._closed_by_user = True
+        self._stopping = True
         await self._shutdown(code, reason)
 
     async def reconnect(self, code: int = 1000, reason: str = "") -> None:
@@ -261,9 +263,10 @@ class PartySocket:
 
         Also restarts a socket that was closed or gave up.
         """
-        self._closed_by_user = True  # makes the running loop exit instead of retrying
+        self._stopping = True  # the running loop exits instead of retrying
         await self._shutdown(code, reason)
         async with self._cond:
+            self._stopping = False
             self._closed_by_user = False
             self._stop_error = None
             self._task = None
@@ -420,7 +423,7 @@ class PartySocket:
         loop = asyncio.get_running_loop()
         attempt = 0
         failures = 0  # failed attempts since the last successful open
-        while not self._closed_by_user:
+        while not self._stopping:
             if attempt > 0:
                 if self.max_retries is not None and attempt > self.max_retries:
                     info = self.close_info or CloseInfo()
@@ -438,7 +441,7 @@ class PartySocket:
                 info = await self._serve(ws)
                 if loop.time() - opened_at >= self.min_uptime:
                     attempt = 0
-            if self._closed_by_user:
+            if self._stopping:
                 return
             self.close_info = info
             await self._call(self._on_close, info)
@@ -474,7 +477,7 @@ class PartySocket:
         """Flush the buffer, announce the open, then read until the connection ends."""
         self._ws = ws
         try:
-            if self._closed_by_user:
+            if self._stopping:
                 await ws.close()
             while self._buffer:
                 await ws.send(self._buffer[0])
@@ -486,7 +489,7 @@ class PartySocket:
             async for message in ws:
                 async with self._cond:
                     await self._cond.wait_for(
-                        lambda: len(self._inbox) < self._max_inbox or self._closed_by_user
+                        lambda: len(self._inbox) < self._max_inbox or self._stopping
                     )
                     self._inbox.append(message)
                     self._cond.notify_all()
