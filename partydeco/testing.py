@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from partydeco.client.url import QueryValue, RoomAddress, encode_query
 from partydeco.errors import PartydecoError
+from partydeco.roomurl import QueryValue, RoomAddress, encode_query
 
 __all__ = [
     "ASGIApp",

@@ -28,7 +28,7 @@ from partydeco.client.errors import (
     SocketClosedError,
 )
 from partydeco.client.socket import HeadersSource, Message, PartySocket, QuerySource
-from partydeco.client.url import QueryValue, RoomAddress, is_local_host
+from partydeco.roomurl import QueryValue, RoomAddress, is_local_host
 
 __all__ = [
     "TERMINAL_STATUSES",

@@ -1,4 +1,4 @@
-"""Build the URLs partysocket builds: room URLs for WebSockets and for HTTP.
+"""Room URLs built the way partysocket builds them (for the Python client and the test client).
 
 The rules follow the JavaScript ``partysocket`` client so that a Python program and a browser
 reach the same room with the same options::
