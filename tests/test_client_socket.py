@@ -319,9 +319,10 @@ async def test_retry_count_resets_only_after_min_uptime(
 
 
 async def test_iteration_survives_a_manual_reconnect() -> None:
-    async with running() as server, PartySocket(
-        server.host, "r", query={"token": "good"}, backoff=FAST
-    ) as socket:
+    async with (
+        running() as server,
+        PartySocket(server.host, "r", query={"token": "good"}, backoff=FAST) as socket,
+    ):
         received: list[object] = []
         second_hello = asyncio.Event()
 
