@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .app import App, default_app
 from .party import Party
+from .server import RELOADER_ENV, supervise
 
 __all__ = ["load_app", "main"]
 
@@ -71,14 +72,17 @@ def main(argv: list[str] | None = None) -> None:
             cmd.add_argument("--workers", type=int, default=1, help="worker processes (1)")
             cmd.add_argument("--reload", action="store_true", help="restart on code changes")
     args = parser.parse_args(argv)
-    reload = args.command == "dev" or args.reload
+    if (args.command == "dev" or args.reload) and os.environ.get(RELOADER_ENV) != "1":
+        # The supervisor never imports the app: a broken edit must not stop it.
+        child = [sys.executable, "-m", "partydeco", "serve", args.target]
+        if args.host:
+            child += ["--host", args.host]
+        if args.port:
+            child += ["--port", str(args.port)]
+        supervise(child)
+        return
     app = load_app(args.target)
-    app.run(
-        host=args.host,
-        port=args.port,
-        workers=getattr(args, "workers", 1),
-        reload=reload,
-    )
+    app.run(host=args.host, port=args.port, workers=getattr(args, "workers", 1))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,64 +1,102 @@
-"""A small chat: named users, join/leave notices, a message history per room.
+"""A browser chat on partydeco: a static page, partysocket in the browser, rooms on the server.
 
-Run it with ``python examples/chat/app.py`` and connect to
-``ws://127.0.0.1:1999/parties/chat/<room>?name=<your name>``. Send text; it is
-relayed to the room as JSON. ``GET /parties/chat/<room>`` lists who is there.
+Run it from the repository root::
+
+    python examples/chat/app.py            # or: partydeco serve examples/chat/app.py
+
+then open http://127.0.0.1:1999/?room=lobby&token=alice-token and, in another tab,
+http://127.0.0.1:1999/?room=lobby&token=bob-token.
+
+Tokens come from ``CHAT_TOKENS`` (``token:user,token:user``; in the environment or a ``.env``
+file). The defaults are demo tokens: set your own before exposing the server anywhere.
+The page sends its token as ``?token=`` (browsers cannot set WebSocket headers); the hooks
+check it and pass the user on as ``X-User-ID``.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
-from partydeco import ConnectContext, Connection, Lobby, Party, Request, Response, Room
+import msgspec
+from quart import Response as QuartResponse
+from quart import send_from_directory
 
-chat = Party("chat")
+from partydeco import App, ConnectContext, Connection, Lobby, Request, Response, Room
 
-#: the last 50 messages of each room, sent to whoever joins
-history: dict[str, deque[dict[str, str]]] = {}
+STATIC = Path(__file__).resolve().parent / "static"
+DEMO_TOKENS = "alice-token:alice,bob-token:bob,carol-token:carol"
+
+app = App()
+chat = app.party("main")
 
 
-@chat.before_connect
-def require_name(request: Request, lobby: Lobby) -> Request | Response:
-    name = request.args.get("name", "").strip()
-    if not name or len(name) > 32:
-        return Response("pass ?name= (1 to 32 characters)", status=400)
-    request.headers["X-User-ID"] = name
+class Say(msgspec.Struct, tag="message"):
+    """What a page sends: ``{"type": "message", "text": "..."}``."""
+
+    text: str
+
+
+def users_by_token(env: Mapping[str, str]) -> dict[str, str]:
+    """Parse ``CHAT_TOKENS`` (``token:user,...``) into ``{token: user}``."""
+    pairs = (item.partition(":") for item in env.get("CHAT_TOKENS", DEMO_TOKENS).split(","))
+    return {token.strip(): user.strip() for token, _, user in pairs if token.strip() and user}
+
+
+def authenticate(request: Request, lobby: Lobby) -> Request | Response:
+    """Accept ``?token=`` or ``Authorization: Bearer``; forward the user as ``X-User-ID``."""
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    token = bearer if scheme.lower() == "bearer" else request.args.get("token", "")
+    user = users_by_token(lobby.env).get(token)
+    if user is None:
+        return Response("Unauthorized", status=401)
+    request.headers["X-User-ID"] = user
     return request
 
 
-@chat.on_start
-def start(room: Room) -> None:
-    history.setdefault(room.id, deque(maxlen=50))
+chat.before_connect(authenticate)
+chat.before_request(authenticate)
+
+
+def present(room: Room, leaving: str | None = None) -> list[str]:
+    """The users with an open connection in ``room``, sorted, each once."""
+    return sorted({c.state["user"] for c in room.get_connections() if c.id != leaving and c.state})
 
 
 @chat.on_connect
-def join(connection: Connection, ctx: ConnectContext) -> None:
-    name = ctx.request.headers["X-User-ID"]
-    connection.set_state({"name": name})
-    for message in history[connection.room.id]:
-        connection.send(message)
-    connection.room.broadcast({"type": "join", "name": name}, without=[connection.id])
+async def join(connection: Connection, ctx: ConnectContext) -> None:
+    connection.set_state({"user": ctx.request.headers["X-User-ID"]})
+    connection.room.broadcast({"type": "presence", "users": present(connection.room)})
 
 
 @chat.on_message
-def say(message: str | bytes, sender: Connection) -> None:
-    if not isinstance(message, str) or not message.strip():
-        return
-    entry = {"type": "message", "name": sender.state["name"], "text": message[:1000]}
-    history[sender.room.id].append(entry)
-    sender.room.broadcast(entry)
+async def say(message: Say, sender: Connection) -> None:
+    text = message.text.strip()[:500]
+    if text:
+        sender.room.broadcast({"type": "message", "from": sender.state["user"], "text": text})
 
 
 @chat.on_close
-def leave(connection: Connection, code: int, reason: str) -> None:
-    if connection.state is not None:
-        connection.room.broadcast({"type": "leave", "name": connection.state["name"]})
+async def leave(connection: Connection, code: int, reason: str) -> None:
+    users = present(connection.room, leaving=connection.id)
+    connection.room.broadcast({"type": "presence", "users": users}, without=[connection.id])
 
 
 @chat.on_request
-def who(request: Request, room: Room) -> dict[str, object]:
-    return {"room": room.id, "users": sorted(c.state["name"] for c in room.get_connections())}
+async def who(request: Request, room: Room) -> dict[str, Any]:
+    return {"room": room.id, "you": request.headers["X-User-ID"], "users": present(room)}
+
+
+@app.quart.route("/")
+async def index() -> QuartResponse:
+    return await send_from_directory(STATIC, "index.html")
+
+
+@app.quart.route("/<path:name>")
+async def asset(name: str) -> QuartResponse:
+    return await send_from_directory(STATIC, name)
 
 
 if __name__ == "__main__":
-    chat.run()
+    app.run()

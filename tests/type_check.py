@@ -1,0 +1,39 @@
+"""Checked by mypy (strict), never run: the decorators keep each handler's type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from partydeco import ConnectContext, Connection, Lobby, Party, Request, Response, Room, party
+
+
+class Move(msgspec.Struct):
+    x: int
+
+
+@party.before_connect
+async def authenticate(request: Request, lobby: Lobby) -> Request | Response:
+    return request
+
+
+@party.on_connect
+def hello(connection: Connection, ctx: ConnectContext) -> None:
+    connection.send("hi")
+
+
+@Party("game").on_message
+async def move(message: Move, sender: Connection) -> None:
+    sender.room.broadcast(message, without=[sender.id])
+
+
+@party.on_request
+async def info(request: Request, room: Room) -> dict[str, int]:
+    return {"n": len(list(room.get_connections()))}
+
+
+# The decorated names are still the original functions, with their exact types.
+keep_hook: Callable[[Request, Lobby], object] = authenticate
+keep_move: Callable[[Move, Connection], object] = move
+keep_info: Callable[[Request, Room], object] = info
