@@ -37,3 +37,17 @@ async def info(request: Request, room: Room) -> dict[str, int]:
 keep_hook: Callable[[Request, Lobby], object] = authenticate
 keep_move: Callable[[Move, Connection], object] = move
 keep_info: Callable[[Request, Room], object] = info
+
+
+@party.on_alarm
+async def ring(room: Room) -> None:
+    count: int = await room.storage.get("count") or 0
+    await room.storage.put("count", count + 1)
+    await room.storage.set_alarm(60.0)
+    entries: dict[str, object] = await room.storage.get(["a", "b"])
+    deleted: bool = await room.storage.delete("a")
+    removed: int = await room.storage.delete(["a", "b"])
+    del entries, deleted, removed
+
+
+keep_ring: Callable[[Room], object] = ring
