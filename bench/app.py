@@ -1,0 +1,152 @@
+"""partydeco's benchmark app: the protocol of the shared bench harness, with real auth.
+
+Protocol: a WebSocket to ``/parties/<party>/<room>?_pk=<id>&token=<t>`` gets
+``hello``; a text starting with ``echo:`` goes back to its sender, anything else
+to every other connection of the room. No ``token``: the upgrade is refused with
+403 before it is accepted. ``GET /parties/<party>/<room>`` with
+``Authorization: Bearer <t>`` answers ``{"room": ..., "connections": n}``,
+without it (or with a bad token) 401.
+
+Auth does the work a real deployment does: at start-up the app makes an RSA key
+pair and serves the public key as a JWKS at ``/.well-known/jwks.json``; every
+connect and every request verifies an RS256 JWT (signature, ``exp``, ``iss``,
+``aud``, ``sub``) against the keys of that JWKS, fetched once and cached. The
+load generators send an opaque token (``bench-token``), so the app maps each
+``--token`` to a JWT it minted for it at start-up; a token that is already a
+JWT is verified as it is.
+
+Usage::
+
+    python bench/app.py --port 8000                    # Hypercorn (partydeco's run)
+    python bench/app.py --port 8000 --server uvicorn   # Uvicorn, uvloop + httptools
+    cd bench && PORT=8000 uvicorn app:party --port 8000 --ws-per-message-deflate false
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from partydeco import App, Connection, ConnectContext, Lobby, Request, Response, Room
+try:
+    from partydeco.auth import JWTVerifier, before_connect_hook, before_request_hook
+except ImportError:  # until partydeco.auth lands on main
+    sys.path.insert(0, os.path.dirname(__file__))
+    from _auth_stopgap import JWTVerifier, before_connect_hook, before_request_hook  # type: ignore
+
+ISSUER = "https://bench.partydeco.invalid"
+AUDIENCE = "partydeco-bench"
+
+app = App()
+party = app.party("main")
+
+_key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
+#: The public half, served at /.well-known/jwks.json.
+JWKS: dict[str, Any] = {"keys": [_key.as_dict(private=False)]}
+
+
+def mint(subject: str, lifetime: int = 86400) -> str:
+    """An RS256 JWT for *subject*, signed with this process's key."""
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": subject, "iat": now, "exp": now + lifetime}
+    return jwt.encode({"alg": "RS256", "kid": "bench-1"}, claims, _key)
+
+
+class MappedVerifier:
+    """Verifies JWTs, mapping the harness's opaque tokens to the JWTs minted for them."""
+
+    def __init__(self, verifier: JWTVerifier, tokens: dict[str, str]) -> None:
+        self.verifier = verifier
+        self.tokens = tokens
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """Verify *token* (or the JWT it stands for); the claims, or ``InvalidToken``."""
+        return await self.verifier.verify(self.tokens.get(token, token))
+
+
+def jwks_source(port: int | None) -> JWTVerifier:
+    """The verifier: over HTTP from this server's JWKS when the port is known."""
+    policy: dict[str, Any] = {"issuer": ISSUER, "audience": AUDIENCE, "algorithms": ["RS256"]}
+    if port:
+        return JWTVerifier.from_jwks_url(f"http://127.0.0.1:{port}/.well-known/jwks.json", **policy)
+    return JWTVerifier.from_jwks(JWKS, **policy)
+
+
+def configure(port: int | None, tokens: list[str]) -> None:
+    """Register the hooks, verifying with the JWKS of the server on *port*."""
+    verifier = MappedVerifier(jwks_source(port), {t: mint(f"user-{t}") for t in tokens})
+    party.before_connect(require_token)
+    party.before_connect(before_connect_hook(verifier))
+    party.before_request(before_request_hook(verifier))
+
+
+async def require_token(request: Request, lobby: Lobby) -> Response | None:
+    """No ``token`` at all: 403, as the harness expects (a bad one gets 401)."""
+    if not request.args.get("token"):
+        return Response("token required", 403)
+    return None
+
+
+@party.on_connect
+async def greet(connection: Connection, ctx: ConnectContext) -> None:
+    """Say hello."""
+    connection.send("hello")
+
+
+@party.on_message
+async def relay(message: str | bytes, sender: Connection) -> None:
+    """``echo:`` back to the sender; anything else to everyone else in the room."""
+    if type(message) is str and message.startswith("echo:"):
+        sender.send(message)
+    else:
+        sender.room.broadcast(message, without=(sender.id,))
+
+
+@party.on_request
+async def info(request: Request, room: Room) -> dict[str, Any]:
+    """The room's id and its number of connections."""
+    return {"room": room.id, "connections": sum(1 for _ in room.get_connections())}
+
+
+@app.quart.get("/.well-known/jwks.json")
+async def jwks() -> dict[str, Any]:
+    """The public keys tokens are verified with."""
+    return JWKS
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the bench app (see the module docs)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--server", choices=["hypercorn", "uvicorn"], default="hypercorn")
+    parser.add_argument(
+        "--token", action="append", help="an opaque token to accept (default: bench-token)"
+    )
+    parser.add_argument(
+        "--access-log", action="store_true", help="log each request (off, like the references)"
+    )
+    args = parser.parse_args(argv)
+    configure(args.port, args.token or ["bench-token"])
+    if args.server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(
+            party, host=args.host, port=args.port, ws_per_message_deflate=False,
+            log_level="warning", access_log=args.access_log,
+        )  # fmt: skip
+    else:
+        options: dict[str, Any] = {} if args.access_log else {"accesslog": None}
+        party.run(host=args.host, port=args.port, **options)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+elif os.environ.get("PORT"):  # ``uvicorn app:party``: configure from the environment
+    configure(int(os.environ["PORT"]), os.environ.get("BENCH_TOKENS", "bench-token").split(","))
