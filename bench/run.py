@@ -1,0 +1,341 @@
+"""partydeco against its baselines, same workloads, one run: ``python bench/run.py``.
+
+Starts every server on a free loopback port (partydeco's bench app, a minimal
+Quart app, a bare ASGI app on Hypercorn; with ``--uvicorn`` also partydeco and
+Starlette on Uvicorn), checks that each speaks the protocol, then runs each
+workload against each server back to back for several rounds, rotating the
+order. Prints the best rate per server, its ratio to the baseline (minimal
+Quart), the range of that ratio over the rounds, p50/p99 latencies, and the
+target ratios. Any error in any message fails the run.
+
+Requires node (no npm packages). Results also go to ``bench/results/`` as JSON.
+
+    python bench/run.py                         # ~4 min on 2 cores
+    python bench/run.py --rounds 5 --uvicorn    # steadier, with Uvicorn
+    python bench/run.py --scenarios fanout50,http --servers quart,partydeco
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+
+#: name -> (command, description); {port} is filled in.
+SERVERS: dict[str, tuple[list[str], str]] = {
+    "quart": ([PY, "bench/refs.py", "quart", "--port", "{port}"], "minimal Quart on Hypercorn"),
+    "asgi-hypercorn": (
+        [PY, "bench/refs.py", "asgi", "--port", "{port}"], "bare ASGI app on Hypercorn"
+    ),
+    "partydeco": ([PY, "bench/app.py", "--port", "{port}"], "bench/app.py on Hypercorn"),
+    "starlette-uvicorn": (
+        [PY, "bench/refs.py", "starlette", "--server", "uvicorn", "--port", "{port}"],
+        "Starlette on Uvicorn",
+    ),
+    "partydeco-uvicorn": (
+        [PY, "bench/app.py", "--server", "uvicorn", "--port", "{port}"], "bench/app.py on Uvicorn"
+    ),
+}
+BASELINE = "quart"
+
+#: name -> loadgen arguments at scale 1.
+SCENARIOS: dict[str, tuple[list[str], str]] = {
+    "fanout50": (
+        ["fanout", "--receivers", "50", "--messages", "1000"], "fan-out, 50 receivers (deliveries/s)"
+    ),
+    "fanout500": (
+        ["fanout", "--receivers", "500", "--messages", "200", "--warmup", "50"],
+        "fan-out, 500 receivers (deliveries/s)",
+    ),
+    "echo": (["echo", "--clients", "16", "--roundtrips", "500"], "echo, 16 clients (round trips/s)"),
+    "connect": (
+        ["connect", "--connections", "1000", "--concurrency", "16"],
+        "connects with token, 16 in flight (connects/s)",
+    ),
+    "http": (["http", "--requests", "5000", "--concurrency", "16"], "HTTP GET with Bearer (req/s)"),
+    "rooms": (
+        ["rooms", "--rooms", "1000", "--perroom", "3", "--messages", "10"],
+        "1,000 rooms x 3 clients (deliveries/s)",
+    ),
+}
+SCALED = {"--messages", "--roundtrips", "--connections", "--requests"}
+
+#: (label, scenario, server, reference): the issue's targets, as ratios.
+TARGETS = [
+    ("fan-out 50 vs bare ASGI on Hypercorn", "fanout50", "partydeco", "asgi-hypercorn", 0.9),
+    ("fan-out 500 vs bare ASGI on Hypercorn", "fanout500", "partydeco", "asgi-hypercorn", 0.9),
+    ("echo vs bare ASGI on Hypercorn", "echo", "partydeco", "asgi-hypercorn", 0.9),
+    ("RS256 connects vs bare ASGI (no auth)", "connect", "partydeco", "asgi-hypercorn", 0.9),
+    ("HTTP via on_request vs minimal Quart", "http", "partydeco", "quart", 1.5),
+    ("Uvicorn fan-out 50 vs Starlette", "fanout50", "partydeco-uvicorn", "starlette-uvicorn", 0.9),
+    ("Uvicorn fan-out 500 vs Starlette", "fanout500", "partydeco-uvicorn", "starlette-uvicorn", 0.9),
+]
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    """A running server process."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 5 s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start(name: str, results: Path, pin: str | None) -> Server:
+    """Start server *name* on a free port and wait until it accepts connections."""
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in SERVERS[name][0]]
+    if pin and shutil.which("taskset"):
+        command = ["taskset", "-c", pin, *command]
+    log = results / f"{name}.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited: see {log}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return Server(name, port, process, log)
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{name} did not listen on {port} within 30 s")
+
+
+def loadgen(args: list[str], port: int, pin: str | None, timeout: float = 180) -> dict[str, Any]:
+    """Run one loadgen scenario and return its JSON result."""
+    command = ["node", str(HERE / "loadgen.mjs"), *args, "--port", str(port)]
+    if pin and shutil.which("taskset"):
+        command = ["taskset", "-c", pin, *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    try:
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (IndexError, json.JSONDecodeError):
+        return {"errors": 1, "error_kinds": [f"loadgen failed: {done.stderr[-500:]}"], "rate": 0}
+
+
+@dataclass
+class Cell:
+    """One scenario on one server, over the rounds."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def best(self) -> dict[str, Any]:
+        return max(self.runs, key=lambda r: r["rate"])
+
+
+def scaled(args: list[str], scale: float) -> list[str]:
+    """The loadgen arguments with the counts multiplied by *scale*."""
+    out = list(args)
+    for i, arg in enumerate(out[:-1]):
+        if arg in SCALED:
+            out[i + 1] = str(max(1, round(int(out[i + 1]) * scale)))
+    return out
+
+
+def main() -> None:  # noqa: C901 - a script
+    """Run the benchmark and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply message/request counts")
+    parser.add_argument("--servers", default="quart,asgi-hypercorn,partydeco")
+    parser.add_argument("--uvicorn", action="store_true", help="add the Uvicorn servers")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server/loadgen to CPUs")
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
+    args = parser.parse_args()
+    if not shutil.which("node"):
+        sys.exit("bench/run.py needs node (18 or later) on PATH")
+    names = args.servers.split(",")
+    if args.uvicorn:
+        names += [n for n in ("starlette-uvicorn", "partydeco-uvicorn") if n not in names]
+    scenarios = args.scenarios.split(",")
+    for name in names:
+        if name not in SERVERS:
+            sys.exit(f"unknown server {name!r}; choose from {', '.join(SERVERS)}")
+    for name in scenarios:
+        if name not in SCENARIOS:
+            sys.exit(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+    pin_server, pin_lg = (None, None) if args.no_pin or (os.cpu_count() or 1) < 2 else ("0", "1")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    results = HERE / "results" / stamp
+    results.mkdir(parents=True, exist_ok=True)
+
+    servers: dict[str, Server] = {}
+    cells: dict[tuple[str, str], Cell] = {}
+    failed = False
+    try:
+        for name in names:
+            servers[name] = start(name, results, pin_server)
+        for name, server in servers.items():
+            check = loadgen(["check"], server.port, pin_lg)
+            if check["errors"]:
+                print(f"{name} fails the protocol check: {check['error_kinds']}", file=sys.stderr)
+                failed = True
+        if failed:
+            sys.exit(1)
+        print(f"servers up: {', '.join(f'{n}:{s.port}' for n, s in servers.items())}")
+        print(f"{args.rounds} rounds, scale {args.scale}, pinned: {pin_server is not None}\n")
+        for round_ in range(args.rounds):
+            for scenario in scenarios:
+                order = names[round_ % len(names) :] + names[: round_ % len(names)]
+                for name in order:
+                    server = servers[name]
+                    time.sleep(args.pause)
+                    cpu0, t0 = cpu_seconds(server.process.pid), time.monotonic()
+                    result = loadgen(scaled(SCENARIOS[scenario][0], args.scale), server.port, pin_lg)
+                    elapsed = time.monotonic() - t0
+                    result["server_cpu_avg"] = (cpu_seconds(server.process.pid) - cpu0) / elapsed
+                    result["round"] = round_
+                    result["server"] = name
+                    result["name"] = scenario
+                    cells.setdefault((scenario, name), Cell()).runs.append(result)
+                    with (results / "runs.jsonl").open("a") as out:
+                        out.write(json.dumps(result) + "\n")
+                    status = "ok" if not result["errors"] else f"ERRORS {result['error_kinds']}"
+                    print(
+                        f"  round {round_ + 1} {scenario:9} {name:18} {result['rate']:10.0f}/s "
+                        f"p50 {fmt_ms(result.get('p50_ms'))} p99 {fmt_ms(result.get('p99_ms'))} "
+                        f"lg {result.get('lg_cpu') or 0:.2f} {status}",
+                        flush=True,
+                    )
+                    failed |= bool(result["errors"])
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    table = report(names, scenarios, cells, args.rounds)
+    (results / "table.md").write_text(table)
+    print("\n" + table)
+    print(f"raw results and server logs: {results.relative_to(ROOT)}")
+    if failed:
+        print("SOME RUNS HAD ERRORS: the numbers above are not valid", file=sys.stderr)
+        sys.exit(1)
+
+
+def fmt_ms(value: float | None) -> str:
+    """Milliseconds with two significant decimals, or a dash."""
+    return "-" if value is None else f"{value:.2f}ms" if value < 10 else f"{value:.0f}ms"
+
+
+def ratios(cells: dict[tuple[str, str], Cell], scenario: str, name: str, ref: str) -> list[float]:
+    """The per-round ratios *name* / *ref* for *scenario*."""
+    mine, theirs = cells.get((scenario, name)), cells.get((scenario, ref))
+    if mine is None or theirs is None:
+        return []
+    by_round = {r["round"]: r["rate"] for r in theirs.runs}
+    return [r["rate"] / by_round[r["round"]] for r in mine.runs if by_round.get(r["round"])]
+
+
+def report(
+    names: list[str], scenarios: list[str], cells: dict[tuple[str, str], Cell], rounds: int
+) -> str:
+    """The Markdown tables: rates and ratios, latencies, targets."""
+    lines = [
+        f"Ratio to {BASELINE} (best round; per-round range in brackets), {rounds} rounds:",
+        "",
+        "| workload | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for scenario in scenarios:
+        base = cells.get((scenario, BASELINE))
+        row = [SCENARIOS[scenario][1]]
+        for name in names:
+            cell = cells.get((scenario, name))
+            if cell is None:
+                row.append("-")
+                continue
+            best = cell.best["rate"]
+            if base is None or name == BASELINE:
+                row.append(f"{best:,.0f}/s" + (" (1.00)" if name == BASELINE else ""))
+                continue
+            spread = ratios(cells, scenario, name, BASELINE)
+            low, high = (min(spread), max(spread)) if spread else (0, 0)
+            row.append(f"{best / base.best['rate']:.2f} [{low:.2f}-{high:.2f}]")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Latency p50 / p99 in the best round (ms):", ""]
+    lines += ["| workload | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for scenario in scenarios:
+        row = [scenario]
+        for name in names:
+            cell = cells.get((scenario, name))
+            if cell is None:
+                row.append("-")
+            else:
+                best = cell.best
+                row.append(f"{fmt_ms(best.get('p50_ms'))} / {fmt_ms(best.get('p99_ms'))}")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Absolute rates (best round) and CPU (server avg over the run / loadgen):", ""]
+    lines += ["| workload | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for scenario in scenarios:
+        row = [scenario]
+        for name in names:
+            cell = cells.get((scenario, name))
+            if cell is None:
+                row.append("-")
+            else:
+                best = cell.best
+                row.append(
+                    f"{best['rate']:,.0f}/s ({best['server_cpu_avg']:.2f}/{best.get('lg_cpu') or 0:.2f})"
+                )
+        lines.append("| " + " | ".join(row) + " |")
+    rows = []
+    for label, scenario, name, ref, goal in TARGETS:
+        spread = ratios(cells, scenario, name, ref)
+        if not spread:
+            continue
+        median = statistics.median(spread)
+        verdict = "met" if median >= goal else "NOT met"
+        rows.append(
+            f"| {label} | {median:.2f} [{min(spread):.2f}-{max(spread):.2f}] | >= {goal} | {verdict} |"
+        )
+    if rows:
+        lines += ["", "Targets (median of per-round ratios, range in brackets):", ""]
+        lines += ["| target | ratio | goal | |", "|---|---|---|---|", *rows]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
