@@ -34,11 +34,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from partydeco import App, Connection, ConnectContext, Lobby, Request, Response, Room
-try:
-    from partydeco.auth import JWTVerifier, before_connect_hook, before_request_hook
-except ImportError:  # until partydeco.auth lands on main
-    sys.path.insert(0, os.path.dirname(__file__))
-    from _auth_stopgap import JWTVerifier, before_connect_hook, before_request_hook  # type: ignore
+from partydeco.auth import JWTVerifier, before_connect_hook, before_request_hook
 
 ISSUER = "https://bench.partydeco.invalid"
 AUDIENCE = "partydeco-bench"

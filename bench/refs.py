@@ -8,7 +8,7 @@
 Their auth is a presence check only (any ``token``, any ``Bearer``), and they
 keep a dict of sets of connections, nothing else: what is left of a framework.
 
-Usage: python bench/refs.py quart|asgi|starlette --port PORT [--server hypercorn|uvicorn]
+Usage: python bench/refs.py quart|asgi|starlette --port PORT [--server hypercorn|uvicorn] [--uvloop]
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--server", choices=["hypercorn", "uvicorn"], default="hypercorn")
+    parser.add_argument("--uvloop", action="store_true", help="Hypercorn on uvloop, not asyncio")
     args = parser.parse_args()
     app = {"quart": make_quart, "asgi": make_asgi, "starlette": make_starlette}[args.app]()
     if args.server == "uvicorn":
@@ -183,7 +184,12 @@ def main() -> None:
     config.bind = [f"{args.host}:{args.port}"]
     config.accesslog = None
     config.websocket_ping_interval = None
-    asyncio.run(serve(app, config))  # type: ignore[arg-type]
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(serve(app, config))  # type: ignore[arg-type]
+    else:
+        asyncio.run(serve(app, config))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

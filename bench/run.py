@@ -42,6 +42,10 @@ SERVERS: dict[str, tuple[list[str], str]] = {
     "asgi-hypercorn": (
         [PY, "bench/refs.py", "asgi", "--port", "{port}"], "bare ASGI app on Hypercorn"
     ),
+    "asgi-hypercorn-uvloop": (
+        [PY, "bench/refs.py", "asgi", "--uvloop", "--port", "{port}"],
+        "bare ASGI app on Hypercorn with uvloop",
+    ),
     "partydeco": ([PY, "bench/app.py", "--port", "{port}"], "bench/app.py on Hypercorn"),
     "starlette-uvicorn": (
         [PY, "bench/refs.py", "starlette", "--server", "uvicorn", "--port", "{port}"],

@@ -1,9 +1,13 @@
-"""The sending half of one WebSocket: a bounded queue drained by one writer.
+"""The sending half of one WebSocket: frames written at once, or queued behind a slow peer.
 
-Handlers never write to a socket. ``send`` and ``broadcast`` append a frame to
-the receiver's outbox and return at once; one writer task per connection
-drains it into the ASGI ``send`` callable, so a slow peer only ever delays
-itself. A peer whose outbox overflows is closed with 1013.
+``send`` and ``broadcast`` never wait. When nothing is queued for a peer, its
+frame is written straight away: the ASGI ``send`` coroutine is stepped in place
+and, as servers write to an unblocked socket without suspending, it finishes
+there, so a broadcast to N peers costs N socket writes and no trips through the
+event loop. If the write has to wait (the peer's socket buffer is full), a
+writer task takes over the suspended write and then drains the frames that
+queued up behind it, so a slow peer only ever delays itself. A peer whose queue
+overflows is closed with 1013.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from .closecodes import TRY_AGAIN_LATER
@@ -23,9 +27,38 @@ logger = logging.getLogger("partydeco")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+def _message(frame: str | bytes) -> dict[str, Any]:
+    if type(frame) is str:
+        return {"type": "websocket.send", "text": frame}
+    return {"type": "websocket.send", "bytes": frame}
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], blocked: Any) -> None:
+    """Run *coro* to its end in this task; it was started elsewhere and is suspended
+    on *blocked* (a future, or ``None`` for a bare yield), as an asyncio Task runs it."""
+    while True:
+        error: BaseException | None = None
+        try:
+            if blocked is None:
+                await asyncio.sleep(0)
+            else:
+                # What a Task does with a future its coroutine yields: clear the flag
+                # the yield set (awaiting it again would fail), then wait for it.
+                blocked._asyncio_future_blocking = False
+                await blocked
+        except BaseException as exc:  # handed to the coroutine, which decides
+            error = exc
+        try:
+            if error is not None and (blocked is None or not blocked.done()):
+                blocked = coro.throw(error)
+            else:  # a finished future: the coroutine reads its result (or exception) itself
+                blocked = coro.send(None)
+        except StopIteration:
+            return
+
 
 class Outbox:
-    """A bounded queue of outgoing frames with its writer task.
+    """The outgoing frames of one WebSocket: written at once, queued while a write waits.
 
     Args:
         send: the ASGI ``send`` callable of the WebSocket.
@@ -42,7 +75,6 @@ class Outbox:
         "_pending",
         "_queue",
         "_send",
-        "_wakeup",
         "_writer",
         "accepted",
         "close_timeout",
@@ -64,7 +96,8 @@ class Outbox:
         self._send = send
         self._queue: deque[str | bytes] = deque()
         self._pending = 0
-        self._wakeup = asyncio.Event()
+        # The task finishing a write that had to wait, then draining the queue; None
+        # when the socket is idle, which is when frames are written at once.
         self._writer: asyncio.Task[None] | None = None
         self._close: tuple[int, str] | None = None
         self._done = False
@@ -79,26 +112,41 @@ class Outbox:
     async def accept(
         self, headers: Iterable[tuple[str, str]] = (), subprotocol: str | None = None
     ) -> None:
-        """Complete the WebSocket handshake and start the writer."""
+        """Complete the WebSocket handshake; frames queued before are sent now."""
         message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers:
             message["headers"] = [(k.lower().encode(), v.encode()) for k, v in headers]
         await self._send(message)
         self.accepted = True
-        self._writer = asyncio.get_running_loop().create_task(self._run())
+        if self._queue or self._close is not None:
+            self._start_writer()
 
     def put(self, frame: str | bytes) -> None:
-        """Queue one frame; close the peer with 1013 if it is too far behind."""
+        """Send one frame, or queue it; close the peer with 1013 if it is too far behind."""
         if self.closing:
+            return
+        if self._writer is None and self.accepted:
+            self._write_now(frame)
             return
         queue = self._queue
         queue.append(frame)
         self._pending += len(frame)
         if len(queue) > self.max_messages or self._pending > self.max_bytes:
             self.close(TRY_AGAIN_LATER, "send queue full", discard=True)
+
+    def _write_now(self, frame: str | bytes) -> None:
+        coro = self._send(_message(frame))
+        try:
+            blocked = coro.send(None)  # type: ignore[attr-defined]
+        except StopIteration:
             return
-        if len(queue) == 1:
-            self._wakeup.set()
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._start_writer(coro, blocked)
+
+    def _start_writer(self, coro: Any = None, blocked: Any = None) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._run(coro, blocked))
 
     def close(self, code: int = 1000, reason: str = "", *, discard: bool = False) -> None:
         """Close after the queued frames are sent (or at once with *discard*)."""
@@ -109,7 +157,8 @@ class Outbox:
             self._queue.clear()
             self._pending = 0
         self._close = (code, reason)
-        self._wakeup.set()
+        if self._writer is None and self.accepted:
+            self._start_writer()
 
     @property
     def close_frame(self) -> tuple[int, str] | None:
@@ -121,35 +170,36 @@ class Outbox:
         """Frames waiting to be sent."""
         return len(self._queue)
 
-    async def _run(self) -> None:
+    async def _run(self, coro: Coroutine[Any, Any, Any] | None, blocked: Any) -> None:
         send = self._send
         queue = self._queue
-        wakeup = self._wakeup
         try:
-            while True:
-                while queue:
-                    frame = queue.popleft()
-                    self._pending -= len(frame)
-                    if type(frame) is str:
-                        await send({"type": "websocket.send", "text": frame})
-                    else:
-                        await send({"type": "websocket.send", "bytes": frame})
-                if self._close is not None:
-                    break
-                wakeup.clear()
-                await wakeup.wait()
+            if coro is not None:
+                await _resume(coro, blocked)
+            while queue:
+                frame = queue.popleft()
+                self._pending -= len(frame)
+                await send(_message(frame))
+            if self._close is None:
+                self._writer = None  # idle again: the next frame is written at once
+                return
             code, reason = self._close
             await send({"type": "websocket.close", "code": code, "reason": reason})
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the peer is gone; the reader sees the disconnect
-            logger.debug("websocket send failed: %r", exc)
-            self.closing = True
+            self._failed(exc)
             return
         if self.on_timeout is not None:
             await asyncio.sleep(self.close_timeout)
             if not self._done:
                 self.on_timeout()
+
+    def _failed(self, exc: Exception) -> None:
+        logger.debug("websocket send failed: %r", exc)
+        self.closing = True
+        self._queue.clear()
+        self._pending = 0
 
     async def close_now(self, code: int, reason: str) -> None:
         """Send a close frame directly, bypassing the queue (used while shutting down)."""
