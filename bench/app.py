@@ -33,7 +33,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from partydeco import App, Connection, ConnectContext, Lobby, Request, Response, Room
+from partydeco import App, ConnectContext, Connection, Lobby, Request, Response, Room
 from partydeco.auth import JWTVerifier, before_connect_hook, before_request_hook
 
 ISSUER = "https://bench.partydeco.invalid"

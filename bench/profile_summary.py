@@ -21,7 +21,9 @@ def package(frame: str) -> str:
         if marker in path:
             rest = path.split(marker, 1)[1]
             name = rest.split("/", 1)[0].removesuffix(".py")
-            return "partydeco" if marker == "/partydeco/" else name if marker != "/bench/" else "bench"
+            return (
+                "partydeco" if marker == "/partydeco/" else name if marker != "/bench/" else "bench"
+            )
     return path
 
 

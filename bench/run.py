@@ -40,7 +40,8 @@ PY = sys.executable
 SERVERS: dict[str, tuple[list[str], str]] = {
     "quart": ([PY, "bench/refs.py", "quart", "--port", "{port}"], "minimal Quart on Hypercorn"),
     "asgi-hypercorn": (
-        [PY, "bench/refs.py", "asgi", "--port", "{port}"], "bare ASGI app on Hypercorn"
+        [PY, "bench/refs.py", "asgi", "--port", "{port}"],
+        "bare ASGI app on Hypercorn",
     ),
     "asgi-hypercorn-uvloop": (
         [PY, "bench/refs.py", "asgi", "--uvloop", "--port", "{port}"],
@@ -52,7 +53,8 @@ SERVERS: dict[str, tuple[list[str], str]] = {
         "Starlette on Uvicorn",
     ),
     "partydeco-uvicorn": (
-        [PY, "bench/app.py", "--server", "uvicorn", "--port", "{port}"], "bench/app.py on Uvicorn"
+        [PY, "bench/app.py", "--server", "uvicorn", "--port", "{port}"],
+        "bench/app.py on Uvicorn",
     ),
 }
 BASELINE = "quart"
@@ -60,13 +62,17 @@ BASELINE = "quart"
 #: name -> loadgen arguments at scale 1.
 SCENARIOS: dict[str, tuple[list[str], str]] = {
     "fanout50": (
-        ["fanout", "--receivers", "50", "--messages", "1000"], "fan-out, 50 receivers (deliveries/s)"
+        ["fanout", "--receivers", "50", "--messages", "1000"],
+        "fan-out, 50 receivers (deliveries/s)",
     ),
     "fanout500": (
         ["fanout", "--receivers", "500", "--messages", "200", "--warmup", "50"],
         "fan-out, 500 receivers (deliveries/s)",
     ),
-    "echo": (["echo", "--clients", "16", "--roundtrips", "500"], "echo, 16 clients (round trips/s)"),
+    "echo": (
+        ["echo", "--clients", "16", "--roundtrips", "500"],
+        "echo, 16 clients (round trips/s)",
+    ),
     "connect": (
         ["connect", "--connections", "1000", "--concurrency", "16"],
         "connects with token, 16 in flight (connects/s)",
@@ -87,7 +93,13 @@ TARGETS = [
     ("RS256 connects vs bare ASGI (no auth)", "connect", "partydeco", "asgi-hypercorn", 0.9),
     ("HTTP via on_request vs minimal Quart", "http", "partydeco", "quart", 1.5),
     ("Uvicorn fan-out 50 vs Starlette", "fanout50", "partydeco-uvicorn", "starlette-uvicorn", 0.9),
-    ("Uvicorn fan-out 500 vs Starlette", "fanout500", "partydeco-uvicorn", "starlette-uvicorn", 0.9),
+    (
+        "Uvicorn fan-out 500 vs Starlette",
+        "fanout500",
+        "partydeco-uvicorn",
+        "starlette-uvicorn",
+        0.9,
+    ),
 ]
 
 
@@ -179,7 +191,7 @@ def scaled(args: list[str], scale: float) -> list[str]:
     return out
 
 
-def main() -> None:  # noqa: C901 - a script
+def main() -> None:
     """Run the benchmark and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -229,7 +241,9 @@ def main() -> None:  # noqa: C901 - a script
                     server = servers[name]
                     time.sleep(args.pause)
                     cpu0, t0 = cpu_seconds(server.process.pid), time.monotonic()
-                    result = loadgen(scaled(SCENARIOS[scenario][0], args.scale), server.port, pin_lg)
+                    result = loadgen(
+                        scaled(SCENARIOS[scenario][0], args.scale), server.port, pin_lg
+                    )
                     elapsed = time.monotonic() - t0
                     result["server_cpu_avg"] = (cpu_seconds(server.process.pid) - cpu0) / elapsed
                     result["round"] = round_
@@ -321,9 +335,8 @@ def report(
                 row.append("-")
             else:
                 best = cell.best
-                row.append(
-                    f"{best['rate']:,.0f}/s ({best['server_cpu_avg']:.2f}/{best.get('lg_cpu') or 0:.2f})"
-                )
+                cpu = f"{best['server_cpu_avg']:.2f}/{best.get('lg_cpu') or 0:.2f}"
+                row.append(f"{best['rate']:,.0f}/s ({cpu})")
         lines.append("| " + " | ".join(row) + " |")
     rows = []
     for label, scenario, name, ref, goal in TARGETS:
@@ -332,9 +345,8 @@ def report(
             continue
         median = statistics.median(spread)
         verdict = "met" if median >= goal else "NOT met"
-        rows.append(
-            f"| {label} | {median:.2f} [{min(spread):.2f}-{max(spread):.2f}] | >= {goal} | {verdict} |"
-        )
+        span = f"[{min(spread):.2f}-{max(spread):.2f}]"
+        rows.append(f"| {label} | {median:.2f} {span} | >= {goal} | {verdict} |")
     if rows:
         lines += ["", "Targets (median of per-round ratios, range in brackets):", ""]
         lines += ["| target | ratio | goal | |", "|---|---|---|---|", *rows]

@@ -12,14 +12,22 @@
    interval before it notices that its socket closed, and keeps the
    connection's task alive meanwhile, so a graceful shutdown waited its full
    timeout after any WebSocket had been open.
+4. The read timeout costs one timer per connection, not one per read.
+   Hypercorn wraps every socket read in ``asyncio.wait_for`` when
+   ``read_timeout`` is set (partydeco sets it: with pings, it is what drops
+   dead peers), which makes a task and a timer for each read, about a sixth of
+   the server's time in an echo benchmark. :func:`_read_data` keeps the same
+   rule (a read that waits longer than ``read_timeout`` ends the connection)
+   with one timer per connection that re-arms itself.
 
-:func:`install` applies both, once per process.
+:func:`install` applies them, once per process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
+from ssl import SSLError
 from typing import Any, ClassVar
 
 from wsproto.connection import Connection
@@ -117,8 +125,66 @@ async def _send_pings(self: Any) -> None:
             continue
 
 
+class _ReadDeadline:
+    """Cancels a connection's reader when one read has waited ``timeout`` seconds."""
+
+    __slots__ = ("fired", "handle", "loop", "reading_since", "task", "timeout")
+
+    def __init__(self, task: asyncio.Task[Any], timeout: float) -> None:
+        self.loop = task.get_loop()
+        self.task = task
+        self.timeout = timeout
+        self.reading_since: float | None = None  # loop time the current read started
+        self.fired = False
+        self.handle = self.loop.call_later(timeout, self.check)
+
+    def check(self) -> None:
+        since = self.reading_since
+        waited = 0.0 if since is None else self.loop.time() - since
+        if since is not None and waited >= self.timeout:
+            self.fired = True
+            self.task.cancel()
+        else:
+            self.handle = self.loop.call_later(self.timeout - waited, self.check)
+
+
+async def _read_data(self: Any) -> None:
+    """Hypercorn's ``TCPServer._read_data`` with the read timeout kept by one timer."""
+    from hypercorn.asyncio.tcp_server import MAX_RECV
+    from hypercorn.events import Closed, RawData
+
+    timeout = self.config.read_timeout
+    task = asyncio.current_task()
+    if timeout is None or task is None:
+        await _hypercorn_read_data(self)
+        return
+    deadline = _ReadDeadline(task, timeout)
+    reader = self.reader
+    loop = deadline.loop
+    try:
+        while not reader.at_eof():
+            deadline.reading_since = loop.time()
+            try:
+                data = await reader.read(MAX_RECV)
+            except asyncio.CancelledError:
+                if not deadline.fired or task.uncancel() > 0:
+                    raise
+                break  # timed out, as wait_for's TimeoutError
+            except (ConnectionError, OSError, SSLError):
+                break
+            finally:
+                deadline.reading_since = None
+            await self.protocol.handle(RawData(data))
+    finally:
+        deadline.handle.cancel()
+    await self.protocol.handle(Closed())
+
+
+_hypercorn_read_data: Any = None
+
+
 def install(max_message_size: int) -> None:
-    """Apply both fixes to Hypercorn, with *max_message_size* as the inflation bound.
+    """Apply the fixes to Hypercorn, with *max_message_size* as the inflation bound.
 
     The setting is process-wide; with several apps in one process the largest
     limit applies to all of them.
@@ -129,6 +195,13 @@ def install(max_message_size: int) -> None:
         ws_stream.WSStream.handle = _forward_close_code(ws_stream.WSStream.handle)  # type: ignore[method-assign]
         ws_stream.Connection = RecordingConnection  # type: ignore[attr-defined]
         ws_stream.WSStream._send_pings = _send_pings  # type: ignore[method-assign]
+
+    from hypercorn.asyncio import tcp_server
+
+    global _hypercorn_read_data
+    if tcp_server.TCPServer._read_data is not _read_data:
+        _hypercorn_read_data = tcp_server.TCPServer._read_data
+        tcp_server.TCPServer._read_data = _read_data  # type: ignore[method-assign]
 
     if ws_stream.PerMessageDeflate is BoundedPerMessageDeflate:  # type: ignore[attr-defined]
         size = max(BoundedPerMessageDeflate.max_message_size, max_message_size)
