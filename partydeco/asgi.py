@@ -197,6 +197,8 @@ async def handle_websocket(
             await _deny(scope, send, Response("Internal Server Error", 500))
             return
         raise
+    # The socket may stay open for hours: keep no reference to its upgrade request.
+    del request, forwarded
 
     finished = asyncio.Event()
     app.sockets[outbox] = finished

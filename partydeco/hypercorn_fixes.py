@@ -87,7 +87,7 @@ def _forward_close_code(handle: Any) -> Any:
 
     async def patched(self: Any, event: Event) -> None:
         if isinstance(event, StreamClosed):
-            _closed_event(self).set()
+            _stream_closed(self)
         connection = getattr(self, "connection", None)
         peer_close = getattr(connection, "peer_close", None)
         if isinstance(event, StreamClosed) and peer_close is not None and self.app_put:
@@ -105,24 +105,34 @@ def _forward_close_code(handle: Any) -> Any:
     return patched
 
 
-def _closed_event(stream: Any) -> asyncio.Event:
-    event: asyncio.Event | None = getattr(stream, "_partydeco_closed", None)
-    if event is None:
-        event = stream._partydeco_closed = asyncio.Event()
-    return event
+def _stream_closed(stream: Any) -> None:
+    stream._partydeco_closed = True
+    _wake(getattr(stream, "_partydeco_wake", None))
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 async def _send_pings(self: Any) -> None:
-    """Ping every interval until the stream closes, waking as soon as it does."""
+    """Ping every interval until the stream closes, waking as soon as it does.
+
+    Between pings it waits on one future and one timer (no task), since every
+    idle connection holds this loop for as long as it is open.
+    """
     from wsproto.events import Ping
 
-    closed = _closed_event(self)
-    while not self.closed:
+    loop = asyncio.get_running_loop()
+    while not self.closed and not getattr(self, "_partydeco_closed", False):
         await self._send_wsproto_event(Ping())
+        waiter = self._partydeco_wake = loop.create_future()
+        timer = loop.call_later(self.config.websocket_ping_interval, _wake, waiter)
         try:
-            await asyncio.wait_for(closed.wait(), self.config.websocket_ping_interval)
-        except TimeoutError:
-            continue
+            await waiter
+        finally:
+            timer.cancel()
+            self._partydeco_wake = None
 
 
 class _ReadDeadline:
