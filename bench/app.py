@@ -74,12 +74,26 @@ def jwks_source(port: int | None) -> JWTVerifier:
     return JWTVerifier.from_jwks(JWKS, **policy)
 
 
-def configure(port: int | None, tokens: list[str]) -> None:
-    """Register the hooks, verifying with the JWKS of the server on *port*."""
-    verifier = MappedVerifier(jwks_source(port), {t: mint(f"user-{t}") for t in tokens})
+def configure(port: int | None, tokens: list[str], auth: str = "jwt") -> None:
+    """Register the hooks, verifying with the JWKS of the server on *port*.
+
+    With *auth* ``"presence"`` any non-empty token passes, as in the reference
+    servers: what the framework costs without the cost of verification.
+    """
     party.before_connect(require_token)
+    if auth == "presence":
+        party.before_request(require_bearer)
+        return
+    verifier = MappedVerifier(jwks_source(port), {t: mint(f"user-{t}") for t in tokens})
     party.before_connect(before_connect_hook(verifier))
     party.before_request(before_request_hook(verifier))
+
+
+async def require_bearer(request: Request, lobby: Lobby) -> Response | None:
+    """Any ``Authorization: Bearer`` passes (``--auth presence`` only)."""
+    if not request.headers.get("Authorization", "").startswith("Bearer "):
+        return Response("Unauthorized", 401)
+    return None
 
 
 async def require_token(request: Request, lobby: Lobby) -> Response | None:
@@ -126,10 +140,14 @@ def main(argv: list[str] | None = None) -> None:
         "--token", action="append", help="an opaque token to accept (default: bench-token)"
     )
     parser.add_argument(
+        "--auth", choices=["jwt", "presence"], default="jwt",
+        help="jwt: RS256 verification (default); presence: any token, like the references",
+    )  # fmt: skip
+    parser.add_argument(
         "--access-log", action="store_true", help="log each request (off, like the references)"
     )
     args = parser.parse_args(argv)
-    configure(args.port, args.token or ["bench-token"])
+    configure(args.port, args.token or ["bench-token"], args.auth)
     if args.server == "uvicorn":
         import uvicorn
 

@@ -48,6 +48,10 @@ SERVERS: dict[str, tuple[list[str], str]] = {
         "bare ASGI app on Hypercorn with uvloop",
     ),
     "partydeco": ([PY, "bench/app.py", "--port", "{port}"], "bench/app.py on Hypercorn"),
+    "partydeco-noauth": (
+        [PY, "bench/app.py", "--auth", "presence", "--port", "{port}"],
+        "bench/app.py on Hypercorn, token presence check only (no JWT)",
+    ),
     "starlette-uvicorn": (
         [PY, "bench/refs.py", "starlette", "--server", "uvicorn", "--port", "{port}"],
         "Starlette on Uvicorn",
