@@ -20,14 +20,16 @@ from typing import Any
 
 from .closecodes import TRY_AGAIN_LATER
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "send_event"]
 
 logger = logging.getLogger("partydeco")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def _message(frame: str | bytes) -> dict[str, Any]:
+def send_event(frame: str | bytes) -> dict[str, Any]:
+    """The ASGI ``websocket.send`` message for *frame* (servers only read it, so a
+    broadcast builds it once for all its receivers)."""
     if type(frame) is str:
         return {"type": "websocket.send", "text": frame}
     return {"type": "websocket.send", "bytes": frame}
@@ -121,12 +123,15 @@ class Outbox:
         if self._queue or self._close is not None:
             self._start_writer()
 
-    def put(self, frame: str | bytes) -> None:
-        """Send one frame, or queue it; close the peer with 1013 if it is too far behind."""
+    def put(self, frame: str | bytes, event: dict[str, Any] | None = None) -> None:
+        """Send one frame, or queue it; close the peer with 1013 if it is too far behind.
+
+        *event* is ``send_event(frame)``, if the caller has it already.
+        """
         if self.closing:
             return
         if self._writer is None and self.accepted:
-            self._write_now(frame)
+            self._write_now(event or send_event(frame))
             return
         queue = self._queue
         queue.append(frame)
@@ -134,8 +139,8 @@ class Outbox:
         if len(queue) > self.max_messages or self._pending > self.max_bytes:
             self.close(TRY_AGAIN_LATER, "send queue full", discard=True)
 
-    def _write_now(self, frame: str | bytes) -> None:
-        coro = self._send(_message(frame))
+    def _write_now(self, event: dict[str, Any]) -> None:
+        coro = self._send(event)
         try:
             blocked = coro.send(None)  # type: ignore[attr-defined]
         except StopIteration:
@@ -179,7 +184,7 @@ class Outbox:
             while queue:
                 frame = queue.popleft()
                 self._pending -= len(frame)
-                await send(_message(frame))
+                await send(send_event(frame))
             if self._close is None:
                 self._writer = None  # idle again: the next frame is written at once
                 return

@@ -16,6 +16,7 @@ from .closecodes import INTERNAL_ERROR
 from .codec import encode_frame
 from .connection import ConnectContext, Connection
 from .errors import PartydecoError, SetupError
+from .outbox import send_event
 from .request import BodyTooLarge
 from .response import Response, to_response
 
@@ -130,14 +131,16 @@ class Room:
     def broadcast(self, message: Any, without: Iterable[str] = ()) -> None:
         """Send *message* to every open connection except the ids in *without*.
 
-        The message is encoded once (see :meth:`Connection.send`) and queued
-        on each receiver's outbox; it never waits for a slow receiver.
+        The message is encoded once (see :meth:`Connection.send`) and written to
+        each receiver at once, or queued behind a receiver whose socket is full;
+        it never waits for a slow receiver.
         """
         frame = encode_frame(message)
+        event = send_event(frame)
         skip = without if isinstance(without, (set, frozenset)) else set(without)
         for conn in self._connections.values():
             if conn.id not in skip:
-                conn._outbox.put(frame)
+                conn._outbox.put(frame, event)
 
     @property
     def storage(self) -> RoomStorage:
