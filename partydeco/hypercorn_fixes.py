@@ -118,14 +118,15 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
 async def _send_pings(self: Any) -> None:
     """Ping every interval until the stream closes, waking as soon as it does.
 
-    Between pings it waits on one future and one timer (no task), since every
-    idle connection holds this loop for as long as it is open.
+    The first ping goes one interval after the handshake (Hypercorn's goes at
+    once: one more write on every connect). Between pings it waits on one
+    future and one timer (no task), since every idle connection holds this
+    loop for as long as it is open.
     """
     from wsproto.events import Ping
 
     loop = asyncio.get_running_loop()
-    while not self.closed and not getattr(self, "_partydeco_closed", False):
-        await self._send_wsproto_event(Ping())
+    while True:  # wait first: a socket that just opened needs no ping yet
         waiter = self._partydeco_wake = loop.create_future()
         timer = loop.call_later(self.config.websocket_ping_interval, _wake, waiter)
         try:
@@ -133,6 +134,9 @@ async def _send_pings(self: Any) -> None:
         finally:
             timer.cancel()
             self._partydeco_wake = None
+        if self.closed or getattr(self, "_partydeco_closed", False):
+            return
+        await self._send_wsproto_event(Ping())
 
 
 class _ReadDeadline:

@@ -149,7 +149,12 @@ class Request:
     def host(self) -> str:
         """The ``Host`` header (or ``:authority``), empty when absent."""
         if self._host is None:
-            self._host = self.headers.get("Host", "")
+            if self._headers is not None:
+                self._host = self.headers.get("Host", "")
+            else:  # without building the headers, which most handlers never read
+                self._host = next(
+                    (v.decode("latin-1") for k, v in self._raw_headers if k.lower() == b"host"), ""
+                )
         return self._host
 
     @property

@@ -221,3 +221,15 @@ async def test_a_peer_that_answers_pings_outlives_the_read_timeout() -> None:
             assert await asyncio.wait_for(other.recv(), 5) == "still here"
         writer.close()
 
+
+
+def test_the_url_is_built_from_the_raw_host_header_and_follows_hook_changes() -> None:
+    from partydeco import Request
+
+    raw = [(b"accept", b"*/*"), (b"HOST", b"example.com:8080")]
+    request = Request("GET", "/parties/main/r", query_string=b"a=1", headers=raw, scheme="ws")
+    assert request.url == "ws://example.com:8080/parties/main/r?a=1"
+    assert Request("GET", "/p", headers=[]).url == "http:///p"
+    changed = Request("GET", "/p", headers=list(raw))
+    changed.headers["Host"] = "other.example"
+    assert changed.url == "http://other.example/p"
