@@ -223,6 +223,7 @@ def main() -> None:
     results = HERE / "results" / stamp
     results.mkdir(parents=True, exist_ok=True)
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     servers: dict[str, Server] = {}
     cells: dict[tuple[str, str], Cell] = {}
     failed = False
