@@ -37,6 +37,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 GOING_AWAY = 1001
 
+#: Environment variable naming the Redis URL when ``App(redis_url=...)`` is not given.
+REDIS_ENV_VAR = "PARTYDECO_REDIS_URL"
+
 
 class App:
     """A partydeco application: named parties and their handlers, served over ASGI.
@@ -132,8 +135,15 @@ class App:
         """
         if self._storage is None:
             from .storage import open_storage
+            from .storage.config import STORAGE_ENV_VAR
 
-            self._storage = open_storage(self.config.storage)
+            redis_url = self.redis_url
+            if self.config.storage is None and not os.environ.get(STORAGE_ENV_VAR) and redis_url:
+                from .storage.redis import RedisStorage
+
+                self._storage = RedisStorage(redis_url, prefix=self.config.redis_prefix)
+            else:
+                self._storage = open_storage(self.config.storage)
         return self._storage
 
     @storage.setter
@@ -141,7 +151,9 @@ class App:
         self._storage = value
 
     async def start_services(self) -> None:
-        """Start the alarm scheduler and idle-room unloading; the server calls this."""
+        """Start the backplane, the alarm scheduler and idle-room unloading; the server
+        calls this."""
+        await self.backplane.start()
         if self._lifecycle is None:
             from .lifecycle import RoomLifecycle
 
@@ -152,6 +164,8 @@ class App:
         """Stop what :meth:`start_services` started and close the storage backend."""
         if self._lifecycle is not None:
             await self._lifecycle.stop()
+        if self._backplane is not None:
+            await self._backplane.stop()
         if self._storage is not None:
             await self._storage.close()
             self._storage = None
@@ -188,15 +202,33 @@ class App:
         return self._dispatch
 
     @property
+    def redis_url(self) -> str | None:
+        """The Redis URL that makes this app a cluster: ``config.redis_url``, else the
+        ``PARTYDECO_REDIS_URL`` environment variable, else ``None`` (one process)."""
+        return self.config.redis_url or os.environ.get(REDIS_ENV_VAR) or None
+
+    @property
     def backplane(self) -> Backplane:
-        """Where this app's rooms live."""
+        """Where this app's rooms live: this process, or a Redis cluster when
+        :attr:`redis_url` is set."""
         if self._backplane is None:
-            from .backplane import LocalBackplane
             from .parties import Parties
 
-            self._backplane = LocalBackplane(
-                self.dispatch, self.env, self.config, storage=self.storage, parties=Parties(self)
-            )
+            redis_url = self.redis_url
+            if redis_url:
+                from .cluster import RedisBackplane
+
+                self._backplane = RedisBackplane(
+                    redis_url, self.dispatch, self.env, self.config,
+                    storage=self.storage, parties=Parties(self),
+                )
+            else:
+                from .backplane import LocalBackplane
+
+                self._backplane = LocalBackplane(
+                    self.dispatch, self.env, self.config,
+                    storage=self.storage, parties=Parties(self),
+                )
         return self._backplane
 
     @backplane.setter
@@ -263,8 +295,8 @@ class App:
                 ``127.0.0.1``.
             port: the port to bind: the ``PORT`` environment variable, else 1999,
                 PartyKit's dev port.
-            workers: processes to serve with. Rooms are per process unless a
-                cross-process backplane is configured.
+            workers: processes to serve with. Rooms are per process unless
+                Redis is configured (:attr:`redis_url`).
             reload: restart when a Python file under the working directory changes.
             **hypercorn_options: other ``hypercorn.config.Config`` attributes.
         """

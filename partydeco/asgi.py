@@ -17,6 +17,7 @@ from quart import Quart
 from werkzeug.exceptions import HTTPException
 
 from . import routing
+from .errors import BackplaneUnavailable
 from .outbox import Outbox
 from .request import BodyTooLarge, Request
 from .response import Response
@@ -193,6 +194,11 @@ async def handle_websocket(
     room = app.backplane.room(route.party, route.room)
     try:
         conn = await room.connect(forwarded, outbox)
+    except BackplaneUnavailable as exc:
+        if not outbox.accepted:
+            await _deny(scope, send, Response(str(exc), 503))
+            return
+        raise
     except Exception:
         logger.exception("could not start %r", room)
         if not outbox.accepted:

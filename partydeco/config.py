@@ -33,6 +33,14 @@ class Config:
         alarm_retry_delay: seconds before the first retry of an ``on_alarm`` handler
             that raised; each further retry waits twice as long.
         alarm_max_retries: retries of a failing alarm before it is dropped.
+        redis_url: a Redis URL (``redis://host:6379/0``) that makes every process
+            using it one cluster: one owner per room, storage and alarms in Redis.
+            ``None`` means the ``PARTYDECO_REDIS_URL`` environment variable, else
+            no Redis (one process, embedded storage).
+        redis_lease: seconds a room owner's lease in Redis lasts without renewal;
+            after an owner dies its rooms move within about this time.
+        redis_prefix: prefix of every Redis key and channel, so several apps can
+            share one Redis.
     """
 
     max_message_size: int = 1 << 20
@@ -46,6 +54,9 @@ class Config:
     idle_timeout: float = 60.0
     alarm_retry_delay: float = 2.0
     alarm_max_retries: int = 6
+    redis_url: str | None = None
+    redis_lease: float = 5.0
+    redis_prefix: str = "partydeco"
 
     def __post_init__(self) -> None:
         if self.storage is not None and not isinstance(self.storage, (str, os.PathLike)):
@@ -53,8 +64,12 @@ class Config:
         retries = self.alarm_max_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"alarm_max_retries must be a non-negative int, not {retries!r}")
+        if self.redis_url is not None and not isinstance(self.redis_url, str):
+            raise ValueError(f"redis_url must be a URL string, not {self.redis_url!r}")
+        if not isinstance(self.redis_prefix, str) or not self.redis_prefix:
+            raise ValueError(f"redis_prefix must be a non-empty string, not {self.redis_prefix!r}")
         for field in fields(self):
-            if field.name in ("storage", "alarm_max_retries"):
+            if field.name in ("storage", "alarm_max_retries", "redis_url", "redis_prefix"):
                 continue
             value = getattr(self, field.name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
