@@ -28,6 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -412,13 +413,10 @@ class RedisStorage(StorageBackend):
             members = list(self._claims)
             if not members:
                 continue
+            keys = [self._claim_key(m) for m in members]
+            args = [self._node, int(CLAIM_TTL * 1000)]
             try:
-                kept = await self._call(
-                    lambda: self._script(_RENEW_CLAIMS)(
-                        keys=[self._claim_key(m) for m in members],
-                        args=[self._node, int(CLAIM_TTL * 1000)],
-                    )
-                )
+                kept = await self._call(partial(self._script(_RENEW_CLAIMS), keys=keys, args=args))
             except StorageError:
                 continue
             for member, ok in zip(members, kept, strict=True):
