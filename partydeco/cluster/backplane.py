@@ -241,21 +241,23 @@ class RedisBackplane:
                 await client.aclose()
 
     async def _hand_over(self) -> None:
+        # Sockets held elsewhere end here (on_close runs), the leases are given back,
+        # and then their holders are told to re-attach to whoever takes the room next.
         rooms = list(self.owned.values())
-        for room in rooms:
-            room._owner = None
-            for remote in list(room._remotes.values()):
-                remote.push(Close(remote.open.sock, 1001, "server shutting down"))
-        tasks = [r.task for room in rooms for r in room._remotes.values() if r.task is not None]
+        remotes = [remote for room in rooms for remote in room._remotes.values()]
+        for remote in remotes:
+            remote.outbox.detach()
+            remote.push(Close(remote.open.sock, 1001, "server shutting down"))
+        tasks = [remote.task for remote in remotes if remote.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self._config.shutdown_timeout)
-        keys = [room.key for room in rooms]
+        for room in rooms:
+            room._owner = None
         self.owned.clear()
         with contextlib.suppress(RedisError, OSError):
-            await self._release(keys)
-        for room in rooms:
-            for remote in list(room._remotes.values()):
-                self.post(remote.open.edge, Moved(remote.open.sock), force=True)
+            await self._release([room.key for room in rooms])
+        for remote in remotes:
+            self.post(remote.open.edge, Moved(remote.open.sock), force=True)
         for link in list(self.links.values()):
             self.post(link.owner, Close(link.sock, 1001, "server shutting down"), force=True)
         with contextlib.suppress(TimeoutError):
