@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .helpers import Process, eventually, free_port, start_process
+from .helpers import Process, free_port, start_process
 from .redis_server import RedisServer
 
 
