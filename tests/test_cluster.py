@@ -17,7 +17,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .helpers import Process, free_port, start_process
+from partydeco import App, ConnectContext, Connection, Request, Room
+from partydeco.storage import RoomKey
+
+from .helpers import Process, eventually, free_port, serve, start_process
 from .redis_server import RedisServer
 
 
@@ -213,3 +216,120 @@ async def test_graceful_stop_of_the_owner_hands_the_room_over(
         assert await recv_json(bob) == {"hello": "bob", "pid": b.popen.pid, "edge": b.popen.pid}
         await bob.send("still here")
         assert await recv(bob) == "bob:still here"
+
+
+# -- in-process clusters (two apps in this event loop, one Redis) -----------------------
+
+
+def build_app(url: str, prefix: str, name: str, fired: list[tuple[str, str]]) -> App:
+    """An app whose handlers say which app ran them."""
+    app = App(redis_url=url, redis_prefix=prefix, redis_lease=1.0)
+    main = app.party()
+
+    @main.on_connect
+    def hello(connection: Connection, ctx: ConnectContext) -> None:
+        connection.send(f"hello from {name}")
+
+    @main.on_message
+    def relay(message: str | bytes, sender: Connection) -> None:
+        sender.room.broadcast(f"{name}:{message!s}")
+
+    @main.on_request
+    async def info(request: Request, room: Room) -> Any:
+        if request.method == "PUT":
+            await room.storage.put("k", (await request.body()).decode())
+        elif request.method == "POST":
+            await room.storage.set_alarm(time.time() + 0.2)
+        return {"app": name, "k": await room.storage.get("k")}
+
+    @main.on_alarm
+    def ring(room: Room) -> None:
+        fired.append((name, room.id))
+
+    return app
+
+
+async def http(base: str, method: str = "GET", path: str = "/parties/main/r", **kw: Any) -> Any:
+    async with httpx.AsyncClient() as client:
+        return await client.request(method, f"http://{base}{path}", timeout=10, **kw)
+
+
+async def test_redis_restart_closes_with_1012_answers_503_then_recovers(
+    own_redis: RedisServer, redis_prefix: str
+) -> None:
+    fired: list[tuple[str, str]] = []
+    a_app = build_app(own_redis.url, redis_prefix, "A", fired)
+    b_app = build_app(own_redis.url, redis_prefix, "B", fired)
+    async with serve(a_app) as a, serve(b_app) as b:
+        alice = await connect(f"ws://{a}/parties/main/r?_pk=alice")
+        bob = await connect(f"ws://{b}/parties/main/r?_pk=bob")
+        assert await recv(alice) == "hello from A"
+        assert await recv(bob) == "hello from A"
+        stored = await http(b, "PUT", content=b"committed")
+        assert stored.json() == {"app": "A", "k": "committed"}
+
+        own_redis.stop()
+        for ws in (alice, bob):
+            with pytest.raises(ConnectionClosed) as closed:
+                await recv(ws, timeout=10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1012
+        for base in (a, b):
+            refused = await http(base)
+            assert refused.status_code == 503
+            assert "Redis" in refused.text
+            with pytest.raises(InvalidStatus) as denied:
+                async with connect(f"ws://{base}/parties/main/r"):
+                    pass
+            assert denied.value.response.status_code == 503
+
+        own_redis.start()
+
+        async def answers() -> bool:
+            return all([(await http(base)).status_code == 200 for base in (a, b)])
+
+        deadline = time.monotonic() + 10
+        while not await answers():
+            assert time.monotonic() < deadline, "service did not resume after Redis came back"
+            await asyncio.sleep(0.05)
+        assert (await http(a)).json()["k"] == "committed"
+        async with connect(f"ws://{b}/parties/main/r?_pk=alice") as alice2, connect(
+            f"ws://{a}/parties/main/r?_pk=bob"
+        ) as bob2:
+            owner = (await recv(alice2))[len("hello from ") :]
+            assert await recv(bob2) == f"hello from {owner}"
+            await alice2.send("again")
+            assert await recv(bob2) == f"{owner}:again"
+
+
+async def test_an_alarm_fires_once_on_the_owner(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    fired: list[tuple[str, str]] = []
+    apps = {name: build_app(redis_server.url, redis_prefix, name, fired) for name in "AB"}
+    async with serve(apps["A"]) as a, serve(apps["B"]) as b:
+        bases = {"A": a, "B": b}
+        owners = {}
+        for i in range(6):
+            room = f"alarm-{i}"
+            name = "AB"[i % 2]
+            response = await http(bases[name], "POST", f"/parties/main/{room}")
+            owners[room] = response.json()["app"]
+            assert owners[room] == name  # the first arrival took the room
+        await eventually(lambda: len(fired) >= len(owners), timeout=10)
+
+        async def settled() -> bool:
+            for app in apps.values():
+                scheduler = app.lifecycle.scheduler if app.lifecycle else None
+                assert scheduler is not None
+                for room in owners:
+                    key = RoomKey("main", room)
+                    if scheduler.is_firing(key) or await app.storage.get_alarm(key) is not None:
+                        return False
+            return True
+
+        deadline = time.monotonic() + 10
+        while not await settled():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert sorted(fired) == sorted((owner, room) for room, owner in owners.items())
