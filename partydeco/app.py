@@ -139,6 +139,7 @@ class App:
 
             redis_url = self.redis_url
             if self.config.storage is None and not os.environ.get(STORAGE_ENV_VAR) and redis_url:
+                _need_redis()
                 from .storage.redis import RedisStorage
 
                 self._storage = RedisStorage(redis_url, prefix=self.config.redis_prefix)
@@ -216,6 +217,7 @@ class App:
 
             redis_url = self.redis_url
             if redis_url:
+                _need_redis()
                 from .cluster import RedisBackplane
 
                 self._backplane = RedisBackplane(
@@ -333,6 +335,16 @@ class App:
 
 
 _stack: list[App] = []
+
+
+def _need_redis() -> None:
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise SetupError(
+            "Redis is configured (redis_url or PARTYDECO_REDIS_URL) but the redis package "
+            "is not installed: pip install 'partydeco[redis]'"
+        ) from None
 
 
 def default_app() -> App:

@@ -441,7 +441,7 @@ class RedisBackplane:
                 await self._serve(pubsub)
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, msgspec.DecodeError) as exc:
+            except (RedisError, OSError) as exc:
                 self._outage(exc)
             finally:
                 with contextlib.suppress(Exception):
@@ -474,7 +474,12 @@ class RedisBackplane:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is None or message.get("type") != "message":
                 continue
-            for event in decode_batch(message["data"]):
+            try:
+                events = decode_batch(message["data"])
+            except msgspec.DecodeError:
+                logger.error("ignored a malformed message on %s", self.channel(self.node))
+                continue
+            for event in events:
                 try:
                     self._dispatch_event(event)
                 except Exception:

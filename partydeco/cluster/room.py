@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..codec import encode_frame
 from ..connection import ConnectContext, Connection
 from ..errors import BackplaneUnavailable, PartydecoError
+from ..outbox import Outbox
 from ..request import Request
 from ..response import Response
 from ..room import Room
@@ -285,7 +286,7 @@ class ClusterRoom(Room):
 
     # -- called by the server glue ------------------------------------------------------
 
-    async def connect(self, request: Request, outbox: Any) -> Connection:
+    async def connect(self, request: Request, outbox: Outbox) -> Connection:
         """Attach a socket: here when this process owns the room, else through the owner.
 
         Raises:
@@ -302,7 +303,9 @@ class ClusterRoom(Room):
             self._owner = None
         raise BackplaneUnavailable("Service Unavailable: the room's owner could not be found")
 
-    async def _connect_via(self, owner: str, request: Request, outbox: Any) -> Connection | None:
+    async def _connect_via(
+        self, owner: str, request: Request, outbox: Outbox
+    ) -> Connection | None:
         cluster = self._cluster
         conn = Connection(
             request.args.get("_pk") or str(uuid.uuid4()),
