@@ -17,6 +17,7 @@ from quart import Quart
 from werkzeug.exceptions import HTTPException
 
 from . import routing
+from .closecodes import ABNORMAL, GOING_AWAY, MESSAGE_TOO_BIG, NO_STATUS
 from .errors import BackplaneUnavailable
 from .outbox import Outbox
 from .request import BodyTooLarge, Request
@@ -36,9 +37,6 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-ABNORMAL = 1006
-MESSAGE_TOO_BIG = 1009
-GOING_AWAY = 1001
 
 
 class PartyQuart(Quart):
@@ -224,7 +222,7 @@ async def handle_websocket(
                 if not outbox.closing:
                     await room.message(conn, data)
             elif kind == "websocket.disconnect":
-                code = message.get("code", 1005)
+                code = message.get("code", NO_STATUS)
                 reason = message.get("reason") or ""
                 break
     except asyncio.CancelledError:

@@ -161,16 +161,18 @@ async def test_replaced_and_deleted_alarms(backend: StorageBackend) -> None:
         moved = RoomStorage(backend, "main", "moved")
         cancelled = RoomStorage(backend, "main", "cancelled")
         marker = RoomStorage(backend, "main", "marker")
+        # A second of margin: on a loaded machine a SQLite write can take a while,
+        # and the replaced and deleted alarms must not come due before they change.
         now = time.time()
-        await moved.set_alarm(now + 0.05)
-        await cancelled.set_alarm(now + 0.05)
-        await moved.set_alarm(now + 0.15)  # replaces the first time
+        await moved.set_alarm(now + 1.0)
+        await cancelled.set_alarm(now + 1.0)
+        await moved.set_alarm(now + 1.2)  # replaces the first time
         await cancelled.delete_alarm()
-        await marker.set_alarm(now + 0.3)
+        await marker.set_alarm(now + 1.5)
         await fired.wait_for(2)
         assert [(room.room, at) for room, at, _ in fired.calls] == [
-            ("moved", now + 0.15),
-            ("marker", now + 0.3),
+            ("moved", now + 1.2),
+            ("marker", now + 1.5),
         ]
     finally:
         await scheduler.stop()

@@ -6,7 +6,8 @@ variable or ``partydeco serve --redis URL``; see :mod:`partydeco.cluster.backpla
 
 from __future__ import annotations
 
-from .backplane import SERVICE_RESTART, RedisBackplane
+from ..closecodes import SERVICE_RESTART
+from .backplane import RedisBackplane
 from .room import ClusterRoom
 
 __all__ = ["SERVICE_RESTART", "ClusterRoom", "RedisBackplane"]

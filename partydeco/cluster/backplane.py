@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from redis.exceptions import RedisError
 
+from ..closecodes import ABNORMAL, GOING_AWAY, INTERNAL_ERROR, SERVICE_RESTART
 from ..errors import BackplaneUnavailable
 from ..storage import RoomKey
 from ..storage.redis import RedisStorage, connect, room_name
@@ -66,12 +67,9 @@ if TYPE_CHECKING:
     from ..room import Room
     from ..storage import StorageBackend
 
-__all__ = ["SERVICE_RESTART", "RedisBackplane"]
+__all__ = ["RedisBackplane"]
 
 logger = logging.getLogger("partydeco")
-
-#: The close code of every socket a process holds when it loses Redis.
-SERVICE_RESTART = 1012
 
 #: Bound of the outgoing relay FIFO.
 MAX_RELAY_EVENTS = 65536
@@ -247,7 +245,7 @@ class RedisBackplane:
         remotes = [remote for room in rooms for remote in room._remotes.values()]
         for remote in remotes:
             remote.outbox.detach()
-            remote.push(Close(remote.open.sock, 1001, "server shutting down"))
+            remote.push(Close(remote.open.sock, GOING_AWAY, "server shutting down"))
         tasks = [remote.task for remote in remotes if remote.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self._config.shutdown_timeout)
@@ -259,7 +257,7 @@ class RedisBackplane:
         for remote in remotes:
             self.post(remote.open.edge, Moved(remote.open.sock), force=True)
         for link in list(self.links.values()):
-            self.post(link.owner, Close(link.sock, 1001, "server shutting down"), force=True)
+            self.post(link.owner, Close(link.sock, GOING_AWAY, "server shutting down"), force=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.publisher.drain(), 2.0)
 
@@ -418,7 +416,7 @@ class RedisBackplane:
             self._spawn(link.conn.room.rehome())  # type: ignore[attr-defined]
         else:
             link.dead = True
-            link.conn._outbox.close(1011, "room failed to start")
+            link.conn._outbox.close(INTERNAL_ERROR, "room failed to start")
 
     # -- the connection to Redis ----------------------------------------------------------
 
@@ -540,7 +538,7 @@ class RedisBackplane:
         for remote in list(self.remotes.values()):
             if remote.open.edge == peer:
                 remote.outbox.detach()
-                remote.push(Close(remote.open.sock, 1006, ""))
+                remote.push(Close(remote.open.sock, ABNORMAL, ""))
         self._fail_calls(peer, "the room's owner stopped")
 
     def _outage(self, exc: BaseException) -> None:

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..closecodes import TRY_AGAIN_LATER
 from ..outbox import Outbox
 from .wire import Accept, Send, Shut, encode_batch
 
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
 __all__ = ["Publisher", "RelayOutbox"]
-
-TRY_AGAIN_LATER = 1013
 
 #: Events and bytes taken from the FIFO for one pipeline.
 BATCH_EVENTS = 2048

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ..closecodes import ABNORMAL, INTERNAL_ERROR, SERVICE_RESTART, TRY_AGAIN_LATER
 from ..codec import encode_frame
 from ..connection import ConnectContext, Connection
 from ..errors import BackplaneUnavailable, PartydecoError
@@ -49,10 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["ClusterRoom", "Link", "Remote"]
 
 logger = logging.getLogger("partydeco")
-
-SERVICE_RESTART = 1012
-TRY_AGAIN_LATER = 1013
-INTERNAL_ERROR = 1011
 
 #: How often an arrival asks again when the process it was sent to is not the owner.
 REDIRECTS = 3
@@ -342,7 +339,7 @@ class ClusterRoom(Room):
             del self._links[conn]
         self._cluster.links.pop(link.sock, None)
         if notify and not link.dead:
-            self._cluster.post(link.owner, Close(link.sock, 1006, ""), force=True)
+            self._cluster.post(link.owner, Close(link.sock, ABNORMAL, ""), force=True)
         self._last_active = time.monotonic()
 
     async def message(self, conn: Connection, data: str | bytes) -> None:
@@ -410,7 +407,7 @@ class ClusterRoom(Room):
         cluster = self._cluster
         old = self._remotes.get(event.sock)
         if old is not None:  # re-attached to us again: the old one is over
-            old.push(Close(event.sock, 1006, ""))
+            old.push(Close(event.sock, ABNORMAL, ""))
         remote = Remote(
             event, RelayOutbox(cluster.publisher, event.edge, event.sock),
             self.config.max_pending_messages,
@@ -452,7 +449,7 @@ class ClusterRoom(Room):
         conn = Connection(
             event.conn_id, request.url, self, remote.outbox, state_limit=self.config.state_limit
         )
-        code, reason = 1006, ""
+        code, reason = ABNORMAL, ""
         try:
             await remote.outbox.accept()
             await self._attach(conn, ConnectContext(request))

@@ -1,0 +1,79 @@
+"""Authentication for partydeco: JWT/JWKS verification, token introspection,
+shared secrets, and ready-made ``before_connect``/``before_request`` hooks.
+
+Example::
+
+    from partydeco import auth
+
+    verifier = auth.JWTVerifier.from_issuer("https://clerk.example.com")
+    party.before_connect(auth.before_connect_hook(verifier))
+"""
+
+from .errors import (
+    BadSignature,
+    ClaimError,
+    DisallowedAlgorithm,
+    ExpiredToken,
+    InactiveToken,
+    IntrospectionUnavailable,
+    InvalidToken,
+    JWKSUnavailable,
+    KeyNotFound,
+    MalformedToken,
+    MissingClaim,
+    TokenNotYetValid,
+    TokenTooLarge,
+    VerifierUnavailable,
+    WrongAudience,
+    WrongAuthorizedParty,
+    WrongIssuer,
+)
+from .hooks import (
+    DEFAULT_FORWARD,
+    AuthHook,
+    bearer_token,
+    before_connect_hook,
+    before_request_hook,
+    challenge,
+)
+from .introspection import IntrospectionVerifier
+from .jwks import RemoteJWKS
+from .keys import KeySource, LocalKeys
+from .minting import issue_token
+from .secret import require_shared_secret, secrets_match
+from .verifier import JWTVerifier, TokenVerifier
+
+__all__ = [
+    "DEFAULT_FORWARD",
+    "AuthHook",
+    "BadSignature",
+    "ClaimError",
+    "DisallowedAlgorithm",
+    "ExpiredToken",
+    "InactiveToken",
+    "IntrospectionUnavailable",
+    "IntrospectionVerifier",
+    "InvalidToken",
+    "JWKSUnavailable",
+    "JWTVerifier",
+    "KeyNotFound",
+    "KeySource",
+    "LocalKeys",
+    "MalformedToken",
+    "MissingClaim",
+    "RemoteJWKS",
+    "TokenNotYetValid",
+    "TokenTooLarge",
+    "TokenVerifier",
+    "VerifierUnavailable",
+    "WrongAudience",
+    "WrongAuthorizedParty",
+    "WrongIssuer",
+    "bearer_token",
+    "before_connect_hook",
+    "before_request_hook",
+    "challenge",
+    "issue_token",
+    "require_shared_secret",
+    "secrets_match",
+]

@@ -1,0 +1,158 @@
+"""Errors raised when a token is refused.
+
+Every message is a fixed, short sentence that names what was wrong. None of
+them contains the token or any part of it, so they are safe to return to a
+client and to log.
+"""
+
+from __future__ import annotations
+
+from partydeco.errors import PartydecoError
+
+__all__ = [
+    "BadSignature",
+    "ClaimError",
+    "DisallowedAlgorithm",
+    "ExpiredToken",
+    "InactiveToken",
+    "IntrospectionUnavailable",
+    "InvalidToken",
+    "JWKSUnavailable",
+    "KeyNotFound",
+    "MalformedToken",
+    "MissingClaim",
+    "TokenNotYetValid",
+    "TokenTooLarge",
+    "VerifierUnavailable",
+    "WrongAudience",
+    "WrongAuthorizedParty",
+    "WrongIssuer",
+]
+
+
+class InvalidToken(PartydecoError):
+    """A token was refused.
+
+    Attributes:
+        reason: a short description that is safe to show a client.
+        status: the HTTP status a hook answers with (401 unless a subclass says otherwise).
+    """
+
+    status: int = 401
+    default_reason: str = "invalid token"
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason or self.default_reason
+        super().__init__(self.reason)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.reason!r})"
+
+
+class MalformedToken(InvalidToken):
+    """The token is not a well-formed compact JWS with a JSON object payload."""
+
+    default_reason = "malformed token"
+
+
+class TokenTooLarge(MalformedToken):
+    """The token is longer than the verifier's size cap; nothing was parsed."""
+
+    default_reason = "token too large"
+
+
+class DisallowedAlgorithm(InvalidToken):
+    """The token's ``alg`` is missing, unknown, ``none`` or outside the allow-list."""
+
+    default_reason = "token algorithm not allowed"
+
+
+class KeyNotFound(InvalidToken):
+    """No trusted key matches the token's ``kid`` and algorithm."""
+
+    default_reason = "no key matches the token"
+
+
+class BadSignature(InvalidToken):
+    """The signature does not verify with the trusted key."""
+
+    default_reason = "bad token signature"
+
+
+class ClaimError(InvalidToken):
+    """A claim is missing or has a value the policy refuses.
+
+    Attributes:
+        claim: the name of the claim, e.g. ``"aud"``.
+    """
+
+    def __init__(self, claim: str, reason: str | None = None) -> None:
+        self.claim = claim
+        super().__init__(reason or f"invalid claim {claim!r}")
+
+
+class ExpiredToken(ClaimError):
+    """The token's ``exp`` has passed (beyond the leeway)."""
+
+    def __init__(self, claim: str = "exp", reason: str | None = None) -> None:
+        super().__init__(claim, reason or "token expired")
+
+
+class TokenNotYetValid(ClaimError):
+    """The token's ``nbf`` or ``iat`` lies in the future (beyond the leeway)."""
+
+    def __init__(self, claim: str = "nbf", reason: str | None = None) -> None:
+        super().__init__(claim, reason or "token not yet valid")
+
+
+class MissingClaim(ClaimError):
+    """A required claim is absent (or empty)."""
+
+    def __init__(self, claim: str, reason: str | None = None) -> None:
+        super().__init__(claim, reason or f"missing claim {claim!r}")
+
+
+class WrongIssuer(ClaimError):
+    """The ``iss`` claim is not the configured issuer."""
+
+    def __init__(self, claim: str = "iss", reason: str | None = None) -> None:
+        super().__init__(claim, reason or "wrong token issuer")
+
+
+class WrongAudience(ClaimError):
+    """The ``aud`` claim does not contain a configured audience."""
+
+    def __init__(self, claim: str = "aud", reason: str | None = None) -> None:
+        super().__init__(claim, reason or "wrong token audience")
+
+
+class WrongAuthorizedParty(ClaimError):
+    """The ``azp`` claim is absent or not one of the authorized parties."""
+
+    def __init__(self, claim: str = "azp", reason: str | None = None) -> None:
+        super().__init__(claim, reason or "token authorized party not allowed")
+
+
+class InactiveToken(InvalidToken):
+    """The introspection endpoint says the token is not active."""
+
+    default_reason = "token not active"
+
+
+class VerifierUnavailable(InvalidToken):
+    """The verifier could not reach what it needs (keys, an endpoint); status 503."""
+
+    status = 503
+    default_reason = "token verification unavailable"
+
+
+class JWKSUnavailable(VerifierUnavailable):
+    """The JWKS (or discovery document) could not be fetched and no usable keys are cached."""
+
+    default_reason = "signing keys unavailable"
+
+
+class IntrospectionUnavailable(VerifierUnavailable):
+    """The introspection endpoint failed, timed out or answered something unusable."""
+
+    default_reason = "token introspection unavailable"

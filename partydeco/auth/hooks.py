@@ -1,0 +1,186 @@
+"""Ready-made ``before_connect`` / ``before_request`` hooks: verify a token, forward
+chosen claims as request headers, or answer 401 with a ``WWW-Authenticate`` challenge.
+
+Example::
+
+    verifier = auth.JWTVerifier.from_issuer("https://clerk.example.com")
+    party.before_connect(auth.before_connect_hook(verifier))   # ?token=...
+    party.before_request(auth.before_request_hook(verifier))   # Authorization: Bearer ...
+
+``on_connect`` then reads the user from ``ctx.request.headers["X-User-ID"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from partydeco.request import Request
+from partydeco.response import Response
+from partydeco.room import Lobby
+
+from .errors import InvalidToken
+from .verifier import TokenVerifier
+
+__all__ = [
+    "DEFAULT_FORWARD",
+    "AuthHook",
+    "bearer_token",
+    "before_connect_hook",
+    "before_request_hook",
+    "challenge",
+]
+
+logger = logging.getLogger("partydeco.auth")
+
+#: Forward the ``sub`` claim as ``X-User-ID``.
+DEFAULT_FORWARD: Mapping[str, str] = {"X-User-ID": "sub"}
+
+AuthHook = Callable[[Request, Lobby], Awaitable[Request | Response]]
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if there is exactly one."""
+    values = request.headers.getlist("Authorization")
+    if len(values) != 1:
+        return None
+    scheme, _, token = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = token.strip()
+    return token or None
+
+
+def challenge(error: InvalidToken | None = None, *, realm: str = "partydeco") -> Response:
+    """The response refusing a request: 401 with ``WWW-Authenticate: Bearer``.
+
+    Without ``error`` (no token was sent) the challenge carries no error code
+    (RFC 6750 section 3.1); with one it says ``error="invalid_token"`` and the
+    error's reason. An error whose status is 503 (keys or introspection
+    unavailable) answers 503 instead.
+    """
+    if error is not None and error.status != 401:
+        return Response(f"Service Unavailable: {error.reason}", status=error.status)
+    parts = [f'Bearer realm="{_quote(realm)}"']
+    body = "Unauthorized"
+    if error is not None:
+        parts.append('error="invalid_token"')
+        parts.append(f'error_description="{_quote(error.reason)}"')
+        body = f"Unauthorized: {error.reason}"
+    return Response(body, status=401, headers={"WWW-Authenticate": ", ".join(parts)})
+
+
+def _quote(text: str) -> str:
+    return _UNSAFE.sub("", text).replace("\\", "").replace('"', "'")
+
+
+def _header_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if _UNSAFE.search(text):
+        raise InvalidToken("claim not usable as a header value")
+    return text
+
+
+def _make_hook(
+    verifier: TokenVerifier,
+    read_token: Callable[[Request], str | None],
+    forward: Mapping[str, str],
+    realm: str,
+) -> AuthHook:
+    names = tuple(forward)
+
+    async def hook(request: Request, lobby: Lobby) -> Request | Response:
+        # a client must never choose these headers itself, whatever happens next
+        for name in names:
+            request.headers.remove(name)
+        try:
+            token = read_token(request)
+        except InvalidToken as error:
+            return challenge(error, realm=realm)
+        if token is None:
+            return challenge(realm=realm)
+        try:
+            claims = await verifier.verify(token)
+            values = {
+                name: _header_value(claims[claim])
+                for name, claim in forward.items()
+                if claims.get(claim) is not None
+            }
+        except InvalidToken as error:
+            return challenge(error, realm=realm)
+        except Exception as error:  # a verifier bug must not let the request through
+            logger.error("token verifier failed unexpectedly: %s", type(error).__name__)
+            return Response("Internal Server Error", status=500)
+        for name, value in values.items():
+            request.headers[name] = value
+        return request
+
+    return hook
+
+
+def _query_reader(param: str | None, header: bool) -> Callable[[Request], str | None]:
+    def read(request: Request) -> str | None:
+        if param is not None:
+            values = request.args.getlist(param)
+            if len(values) > 1:
+                raise InvalidToken(f"more than one {param!r} parameter")
+            if values and values[0]:
+                return values[0]
+        return bearer_token(request) if header else None
+
+    return read
+
+
+def before_connect_hook(
+    verifier: TokenVerifier,
+    *,
+    query_param: str | None = "token",
+    bearer_header: bool = True,
+    forward: Mapping[str, str] = DEFAULT_FORWARD,
+    realm: str = "partydeco",
+) -> AuthHook:
+    """A ``before_connect`` hook: verify ``?token=`` (browsers cannot set WebSocket headers).
+
+    Without the query parameter, an ``Authorization: Bearer`` header is used
+    (server-side clients can send one). On success each ``forward`` header is set
+    from its claim and the request is returned; otherwise the handshake is
+    refused with 401 (503 when keys are unavailable). Headers named in
+    ``forward`` that the client sent are always removed.
+
+    Example::
+
+        party.before_connect(auth.before_connect_hook(verifier))
+
+    Arguments:
+        verifier: anything with ``async verify(token) -> claims``.
+        query_param: the query parameter holding the token (None to ignore the query).
+        bearer_header: also accept ``Authorization: Bearer``.
+        forward: header name -> claim name; values that are not strings are sent as JSON.
+        realm: the ``realm`` of the ``WWW-Authenticate`` challenge.
+    """
+    return _make_hook(verifier, _query_reader(query_param, bearer_header), forward, realm)
+
+
+def before_request_hook(
+    verifier: TokenVerifier,
+    *,
+    query_param: str | None = None,
+    forward: Mapping[str, str] = DEFAULT_FORWARD,
+    realm: str = "partydeco",
+) -> AuthHook:
+    """A ``before_request`` hook: verify ``Authorization: Bearer <token>``.
+
+    The query string is not read unless ``query_param`` is given (HTTP clients
+    can send headers, and URLs end up in logs). Success and failure work as in
+    :func:`before_connect_hook`.
+
+    Example::
+
+        party.before_request(auth.before_request_hook(verifier))
+    """
+    return _make_hook(verifier, _query_reader(query_param, True), forward, realm)

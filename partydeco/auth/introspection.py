@@ -1,0 +1,198 @@
+"""Opaque session tokens: ask the identity provider (RFC 7662 token introspection)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .errors import (
+    InactiveToken,
+    IntrospectionUnavailable,
+    MalformedToken,
+    MissingClaim,
+    TokenTooLarge,
+)
+
+__all__ = ["IntrospectionVerifier"]
+
+logger = logging.getLogger("partydeco.auth")
+
+#: RFC 6750's b64token: the characters a bearer token may contain.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+class IntrospectionVerifier:
+    """Verify opaque tokens with an OAuth 2.0 introspection endpoint (RFC 7662).
+
+    The request is made with Authlib's async httpx OAuth 2 client, which
+    authenticates this resource server to the endpoint (``client_secret_basic``
+    by default). An active answer is cached for ``cache_ttl`` seconds, never
+    beyond the token's ``exp``; ``active: false``, any error, a non-200 status
+    and a timeout all refuse the token. Concurrent checks of one token share
+    one request.
+
+    Example::
+
+        verifier = IntrospectionVerifier(
+            "https://idp.example/oauth2/introspect", client_id="rooms", client_secret=secret
+        )
+        claims = await verifier.verify(token)
+
+    Arguments:
+        endpoint: the introspection URL.
+        client_id: this server's client id at the identity provider.
+        client_secret: its secret.
+        auth_method: how the client authenticates (Authlib's names:
+            ``client_secret_basic``, ``client_secret_post``, ...).
+        token_type_hint: sent as ``token_type_hint`` (None to omit).
+        cache_ttl: seconds an active answer is reused (0 disables the cache).
+        max_cache_entries: the cache's bound; the oldest entries go first.
+        timeout: seconds allowed for one introspection request.
+        required_claims: members the answer must contain besides ``active``.
+        max_token_size: the longest token sent to the endpoint.
+        max_bytes: the largest introspection answer accepted.
+        clock: returns the current time in seconds (for tests).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        auth_method: str = "client_secret_basic",
+        token_type_hint: str | None = "access_token",
+        cache_ttl: float = 30.0,
+        max_cache_entries: int = 10_000,
+        timeout: float = 5.0,
+        required_claims: Iterable[str] = ("sub",),
+        max_token_size: int = 8192,
+        max_bytes: int = 64 * 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not endpoint.startswith(("https://", "http://")):
+            raise ValueError("the introspection endpoint must be an http(s) URL")
+        self.endpoint = endpoint
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.auth_method = auth_method
+        self.token_type_hint = token_type_hint
+        self.cache_ttl = cache_ttl
+        self.max_cache_entries = max_cache_entries
+        self.timeout = timeout
+        self.required_claims = tuple(required_claims)
+        self.max_token_size = max_token_size
+        self.max_bytes = max_bytes
+        self.clock = clock
+        # sha256(token) -> (monotonic deadline, claims); tokens themselves are not kept
+        self._cache: dict[bytes, tuple[float, dict[str, Any]]] = {}
+        self._inflight: dict[bytes, asyncio.Task[dict[str, Any]]] = {}
+
+    def __repr__(self) -> str:
+        return f"IntrospectionVerifier({self.endpoint!r}, client_id={self.client_id!r})"
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """Return the introspection answer for an active token.
+
+        Raises:
+            InactiveToken: the endpoint says the token is not active (or it expired).
+            IntrospectionUnavailable: the endpoint failed or timed out (status 503).
+            InvalidToken: the token is malformed or the answer lacks a required claim.
+        """
+        if not isinstance(token, str) or not token:
+            raise MalformedToken()
+        if len(token) > self.max_token_size:
+            raise TokenTooLarge()
+        if not _BEARER_TOKEN.fullmatch(token):
+            raise MalformedToken()
+        key = hashlib.sha256(token.encode()).digest()
+        cached = self._cache.get(key)
+        if cached is not None:
+            deadline, claims = cached
+            if time.monotonic() < deadline:
+                return dict(claims)
+            del self._cache[key]
+        task = self._inflight.get(key)
+        if task is None or task.get_loop() is not asyncio.get_running_loop():
+            task = asyncio.get_running_loop().create_task(self._introspect(token, key))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        return dict(await asyncio.shield(task))
+
+    def _forget(self, key: bytes, task: asyncio.Task[dict[str, Any]]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: its waiters may all have gone
+
+    async def _introspect(self, token: str, key: bytes) -> dict[str, Any]:
+        answer = await self._request(token)
+        if answer.get("active") is not True:
+            raise InactiveToken()
+        now = self.clock()
+        exp = answer.get("exp")
+        ttl = self.cache_ttl
+        if exp is not None:
+            if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+                raise IntrospectionUnavailable("token introspection answer is invalid")
+            if exp <= now:
+                raise InactiveToken("token expired")
+            ttl = min(ttl, exp - now)
+        for name in self.required_claims:
+            if answer.get(name) in (None, "", [], {}):
+                raise MissingClaim(name)
+        if ttl > 0:
+            if len(self._cache) >= self.max_cache_entries:
+                self._evict()
+            self._cache[key] = (time.monotonic() + ttl, answer)
+        return answer
+
+    def _evict(self) -> None:
+        now = time.monotonic()
+        for stale in [k for k, (deadline, _) in self._cache.items() if deadline <= now]:
+            del self._cache[stale]
+        while len(self._cache) >= self.max_cache_entries:
+            del self._cache[next(iter(self._cache))]
+
+    async def _request(self, token: str) -> dict[str, Any]:
+        # imported here so JWT-only apps do not need Authlib installed
+        from authlib.integrations.httpx_client import (  # type: ignore[import-untyped]
+            AsyncOAuth2Client,
+        )
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with AsyncOAuth2Client(
+                    client_id=self.client_id,
+                    client_secret=self._client_secret,
+                    token_endpoint_auth_method=self.auth_method,
+                    timeout=self.timeout,
+                    follow_redirects=False,
+                ) as client:
+                    response = await client.introspect_token(
+                        self.endpoint, token=token, token_type_hint=self.token_type_hint
+                    )
+        except TimeoutError as error:
+            logger.warning("token introspection timed out after %s s", self.timeout)
+            raise IntrospectionUnavailable() from error
+        except Exception as error:  # any transport or client failure refuses the token
+            logger.warning("token introspection failed: %s", type(error).__name__)
+            raise IntrospectionUnavailable() from error
+        if response.status_code != 200:
+            logger.warning("token introspection answered status %s", response.status_code)
+            raise IntrospectionUnavailable()
+        if len(response.content) > self.max_bytes:
+            raise IntrospectionUnavailable()
+        try:
+            answer = response.json()
+        except (ValueError, RecursionError) as error:
+            raise IntrospectionUnavailable() from error
+        if not isinstance(answer, dict):
+            raise IntrospectionUnavailable()
+        return answer

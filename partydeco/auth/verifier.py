@@ -1,0 +1,292 @@
+"""JWTVerifier: check a compact JWS/JWT against trusted keys and a claims policy."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import warnings
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, Protocol
+
+from joserfc import errors as jose
+from joserfc import jwt
+from joserfc.jws import JWSRegistry
+from joserfc.util import json_b64decode
+
+from .errors import (
+    BadSignature,
+    ClaimError,
+    DisallowedAlgorithm,
+    ExpiredToken,
+    InvalidToken,
+    KeyNotFound,
+    MalformedToken,
+    MissingClaim,
+    TokenNotYetValid,
+    TokenTooLarge,
+    WrongAudience,
+    WrongAuthorizedParty,
+    WrongIssuer,
+)
+from .jwks import RemoteJWKS
+from .keys import KeySource, LocalKeys
+
+__all__ = ["ASYMMETRIC_ALGORITHMS", "HMAC_ALGORITHMS", "JWTVerifier", "TokenVerifier"]
+
+#: Algorithms a key source of public keys may allow.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+        "ES256", "ES384", "ES512", "ES256K", "EdDSA", "Ed25519", "Ed448",
+    }
+)  # fmt: skip
+#: Algorithms an HMAC secret may allow.
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+#: Default allow-lists.
+DEFAULT_ASYMMETRIC = ("RS256", "ES256", "EdDSA", "Ed25519")
+DEFAULT_HMAC = ("HS256",)
+#: Header parameters this verifier refuses outright: ``crit`` names extensions we
+#: do not implement, ``b64`` (RFC 7797) changes what is signed, ``zip`` is JWE-only.
+REFUSED_HEADERS = frozenset({"crit", "b64", "zip"})
+MAX_KID_LENGTH = 256
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+class TokenVerifier(Protocol):
+    """Anything the ready-made hooks can use: ``await verify(token) -> claims``."""
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """Return the token's claims, or raise :class:`InvalidToken`."""
+        ...
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+class _StrictJSONDecoder(json.JSONDecoder):
+    """``json`` without the NaN/Infinity extensions."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["parse_constant"] = _reject_constant
+        super().__init__(**kwargs)
+
+
+def _as_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+class JWTVerifier:
+    """Verify signed JWTs and return their claims.
+
+    Build one per key source, at import time, and share it: it is safe for
+    concurrent use and a remote key set is fetched once for all callers.
+
+    Example::
+
+        verifier = JWTVerifier.from_issuer("https://clerk.example.com", audience="my-app")
+        claims = await verifier.verify(token)   # or raises InvalidToken
+
+    Arguments:
+        keys: the key source (see the ``from_*`` constructors).
+        algorithms: the accepted ``alg`` values. Defaults to RS256, ES256 and
+            Ed25519/EdDSA for public keys and HS256 for a secret. ``none`` is never
+            accepted, and HS* only with an HMAC secret.
+        issuer: the exact ``iss`` required, if set.
+        audience: one or several accepted audiences; ``aud`` must contain one.
+        authorized_parties: accepted ``azp`` values; once set, ``azp`` is required
+            (Clerk's ``authorizedParties``).
+        required_claims: claims that must be present and non-empty; ``sub`` must
+            also be a string.
+        require_exp: refuse tokens without ``exp`` (default True).
+        leeway: seconds of clock skew tolerated for ``exp``, ``nbf`` and ``iat``.
+        max_token_size: the longest token accepted, checked before any parsing.
+        clock: returns the current time in seconds (for tests).
+    """
+
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        algorithms: Collection[str] | None = None,
+        issuer: str | None = None,
+        audience: str | Iterable[str] | None = None,
+        authorized_parties: str | Iterable[str] | None = None,
+        required_claims: Iterable[str] = ("sub",),
+        require_exp: bool = True,
+        leeway: int = 5,
+        max_token_size: int = 8192,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if algorithms is None:
+            algorithms = DEFAULT_HMAC if keys.symmetric else DEFAULT_ASYMMETRIC
+        allowed = tuple(dict.fromkeys(algorithms))
+        if not allowed:
+            raise ValueError("give at least one algorithm")
+        permitted = HMAC_ALGORITHMS if keys.symmetric else ASYMMETRIC_ALGORITHMS
+        refused = [alg for alg in allowed if alg not in permitted]
+        if refused:
+            kind = "an HMAC secret" if keys.symmetric else "public keys"
+            raise ValueError(f"algorithms {refused} cannot be used with {kind}")
+        if leeway < 0:
+            raise ValueError("leeway must not be negative")
+        self.keys = keys
+        self.algorithms = allowed
+        self.issuer = issuer
+        self.audience = _as_tuple(audience)
+        self.authorized_parties = _as_tuple(authorized_parties)
+        self.required_claims = tuple(required_claims)
+        self.require_exp = require_exp
+        self.leeway = leeway
+        self.max_token_size = max_token_size
+        self.clock = clock
+        self._registry = JWSRegistry(algorithms=allowed, strict_check_header=False)
+
+    # -- constructors -----------------------------------------------------------------
+
+    @classmethod
+    def from_jwks_url(
+        cls, url: str, *, cooldown: float = 30.0, max_age: float = 600.0,
+        timeout: float = 5.0, **policy: Any,
+    ) -> JWTVerifier:  # fmt: skip
+        """Verify with keys fetched from a JWKS URL (cached, see :class:`RemoteJWKS`)."""
+        keys = RemoteJWKS(url, cooldown=cooldown, max_age=max_age, timeout=timeout)
+        return cls(keys, **policy)
+
+    @classmethod
+    def from_issuer(
+        cls, issuer: str, *, cooldown: float = 30.0, max_age: float = 600.0,
+        timeout: float = 5.0, **policy: Any,
+    ) -> JWTVerifier:  # fmt: skip
+        """Verify with keys found by OpenID discovery; ``iss`` must equal ``issuer``."""
+        keys = RemoteJWKS.from_issuer(issuer, cooldown=cooldown, max_age=max_age, timeout=timeout)
+        policy.setdefault("issuer", issuer)
+        return cls(keys, **policy)
+
+    @classmethod
+    def from_jwks(cls, jwks: Mapping[str, Any], **policy: Any) -> JWTVerifier:
+        """Verify with the public keys of a local JWKS dict (no network)."""
+        return cls(LocalKeys.from_jwks(jwks), **policy)
+
+    @classmethod
+    def from_pem(cls, pem: str | bytes, **policy: Any) -> JWTVerifier:
+        """Verify with one PEM public key (no network), like Clerk's ``jwtKey``."""
+        return cls(LocalKeys.from_pem(pem), **policy)
+
+    @classmethod
+    def from_secret(cls, secret: str | bytes, **policy: Any) -> JWTVerifier:
+        """Verify HS256 (or HS384/HS512 if allowed) tokens made with a shared secret."""
+        return cls(LocalKeys.from_secret(secret), **policy)
+
+    # -- verification -----------------------------------------------------------------
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """Verify ``token`` and return its claims.
+
+        The signature is checked before any claim, so claim errors are never an
+        oracle for forged tokens.
+
+        Raises:
+            InvalidToken: a subclass naming what was wrong; the message never
+                contains the token.
+        """
+        header = self._check_shape(token)
+        kid = header.get("kid")
+        keyset = await self.keys.keyset(kid)
+        try:
+            with warnings.catch_warnings():
+                # joserfc marks "EdDSA" deprecated (RFC 9864); allowing it is the caller's call.
+                warnings.simplefilter("ignore", jose.SecurityWarning)
+                decoded = jwt.decode(
+                    token, keyset, algorithms=self.algorithms, registry=self._registry,
+                    decoder_cls=_StrictJSONDecoder,
+                )  # fmt: skip
+        except jose.BadSignatureError as error:
+            raise BadSignature() from error
+        except (jose.InvalidKeyIdError, jose.InvalidKeyTypeError, jose.KeyParameterError) as error:
+            raise KeyNotFound() from error
+        except (jose.UnsupportedAlgorithmError, jose.MissingAlgorithmError) as error:
+            raise DisallowedAlgorithm() from error
+        except jose.ExceededSizeError as error:
+            raise TokenTooLarge() from error
+        except (jose.InvalidPayloadError, jose.DecodeError, jose.JoseError) as error:
+            raise MalformedToken() from error
+        except (ValueError, TypeError, RecursionError) as error:
+            raise MalformedToken() from error
+        claims = decoded.claims
+        self._check_claims(claims)
+        return claims
+
+    def _check_shape(self, token: str) -> dict[str, Any]:
+        """Cheap checks before any key lookup; returns the (unverified) header."""
+        if not isinstance(token, str) or not token:
+            raise MalformedToken()
+        if len(token) > self.max_token_size:
+            raise TokenTooLarge()
+        if not _COMPACT_JWS.fullmatch(token):
+            raise MalformedToken()
+        try:
+            header = json_b64decode(token.split(".", 1)[0].encode("ascii"))
+        except (ValueError, TypeError, RecursionError) as error:
+            raise MalformedToken() from error
+        if not isinstance(header, dict):
+            raise MalformedToken()
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise DisallowedAlgorithm()
+        if REFUSED_HEADERS.intersection(header):
+            raise MalformedToken("unsupported token header")
+        kid = header.get("kid")
+        if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH):
+            raise KeyNotFound()
+        return header
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        options: dict[str, jwt.ClaimsOption] = {}
+        if self.require_exp:
+            options["exp"] = {"essential": True}
+        if self.issuer is not None:
+            options["iss"] = {"essential": True, "value": self.issuer}
+        if self.audience:
+            options["aud"] = {"essential": True, "values": list(self.audience)}
+        registry = jwt.JWTClaimsRegistry(
+            now=lambda: int(self.clock()), leeway=self.leeway, **options
+        )
+        try:
+            registry.validate(claims)
+        except jose.ExpiredTokenError as error:
+            raise ExpiredToken() from error
+        except jose.MissingClaimError as error:
+            raise self._claim_error(error.claim, None, missing=True) from error
+        except jose.InvalidClaimError as error:
+            raise self._claim_error(error.claim, claims.get(error.claim), missing=False) from error
+        if self.authorized_parties and claims.get("azp") not in self.authorized_parties:
+            raise WrongAuthorizedParty()
+        for name in self.required_claims:
+            value = claims.get(name)
+            if value is None or value == "" or value == [] or value == {}:
+                raise MissingClaim(name)
+            if name == "sub" and not isinstance(value, str):
+                raise MissingClaim(name, "claim 'sub' must be a string")
+
+    @staticmethod
+    def _claim_error(claim: str, value: Any, *, missing: bool) -> InvalidToken:
+        if missing:
+            return MissingClaim(claim)
+        if claim == "iss":
+            return WrongIssuer()
+        if claim == "aud":
+            return WrongAudience()
+        if claim in ("nbf", "iat") and _is_numeric_date(value):
+            return TokenNotYetValid(claim)
+        return ClaimError(claim)
+
+
+def _is_numeric_date(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)

@@ -1,0 +1,37 @@
+"""The WebSocket close codes partydeco uses, by name.
+
+Codes from RFC 6455 that partydeco sends or reports; compare
+``on_close``'s ``code`` with these, or use them in ``Connection.close``
+where the code is an application one (3000-4999).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ABNORMAL",
+    "GOING_AWAY",
+    "INTERNAL_ERROR",
+    "MESSAGE_TOO_BIG",
+    "NORMAL",
+    "NO_STATUS",
+    "SERVICE_RESTART",
+    "TRY_AGAIN_LATER",
+]
+
+#: The connection did its job and closed.
+NORMAL = 1000
+#: The server is shutting down (graceful shutdown).
+GOING_AWAY = 1001
+#: The close frame carried no code.
+NO_STATUS = 1005
+#: The peer vanished without a close frame.
+ABNORMAL = 1006
+#: A message was larger than ``max_message_size``.
+MESSAGE_TOO_BIG = 1009
+#: ``on_connect`` (or ``connection_tags``) raised.
+INTERNAL_ERROR = 1011
+#: The server lost its cluster's Redis (or the room moved to another process):
+#: reconnect, service resumes without a restart.
+SERVICE_RESTART = 1012
+#: The peer fell too far behind (its outbox overflowed).
+TRY_AGAIN_LATER = 1013
