@@ -11,6 +11,7 @@ handlers run: every reply carries ``os.getpid()``.
   ``"stats"`` answers only the sender with the handler counters.
 - HTTP ``GET`` answers the counters and the open connection ids; ``PUT /<key>``
   stores the body in room storage; ``GET /<key>`` reads it back.
+- ``GET /pid`` (not a room) answers the pid of the worker that took the request.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ party = app.party()
 #: frames handled by on_message in this process, and rooms started here.
 handled = 0
 starts = 0
+
+
+@app.quart.route("/pid")
+async def pid() -> dict[str, int]:
+    return {"pid": os.getpid()}
 
 
 @party.before_connect

@@ -112,13 +112,19 @@ async def test_workers_2_behave_as_one_room(
 ) -> None:
     server = start_node(redis_server, redis_prefix, workers=2)
     nodes.append(server)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 10
+    while len(workers) < 2:  # wait until both workers accept connections
+        assert time.monotonic() < deadline, "the second worker did not start"
+        workers.add((await get(server, "/pid"))["pid"])
     sockets: list[ClientConnection] = []
     by_edge: dict[int, ClientConnection] = {}
     owners = set()
     try:
         # Connect until sockets landed in both workers (the kernel spreads them).
         for i in range(40):
-            ws = await connect(ws_url(server, f"u{i}"))
+            # No client-side queue limit: sockets that never read must still close at once.
+            ws = await connect(ws_url(server, f"u{i}"), max_queue=None)
             sockets.append(ws)
             hello = await recv_json(ws)
             owners.add(hello["pid"])
@@ -221,9 +227,11 @@ async def test_graceful_stop_of_the_owner_hands_the_room_over(
 # -- in-process clusters (two apps in this event loop, one Redis) -----------------------
 
 
-def build_app(url: str, prefix: str, name: str, fired: list[tuple[str, str]]) -> App:
+def build_app(
+    url: str, prefix: str, name: str, fired: list[tuple[str, str]], **options: Any
+) -> App:
     """An app whose handlers say which app ran them."""
-    app = App(redis_url=url, redis_prefix=prefix, redis_lease=1.0)
+    app = App(redis_url=url, redis_prefix=prefix, redis_lease=1.0, **options)
     main = app.party()
 
     @main.on_connect
@@ -333,3 +341,22 @@ async def test_an_alarm_fires_once_on_the_owner(
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
         assert sorted(fired) == sorted((owner, room) for room, owner in owners.items())
+
+
+async def test_an_idle_room_gives_its_lease_back(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    fired: list[tuple[str, str]] = []
+    a_app = build_app(redis_server.url, redis_prefix, "A", fired, idle_timeout=0.2)
+    b_app = build_app(redis_server.url, redis_prefix, "B", fired, idle_timeout=0.2)
+    async with serve(a_app) as a, serve(b_app) as b:
+        assert (await http(a)).json()["app"] == "A"
+        assert (await http(b)).json()["app"] == "A"  # relayed to the owner
+        await eventually(
+            lambda: not list(a_app.backplane.rooms()) and not list(b_app.backplane.rooms())
+        )
+        deadline = time.monotonic() + 5
+        while (await http(b)).json()["app"] != "B":  # the lease is free: b takes the room
+            assert time.monotonic() < deadline, "the idle room's lease was not given back"
+            await asyncio.sleep(0.05)
+        assert (await http(a)).json()["app"] == "B"

@@ -85,11 +85,17 @@ if owner == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return owner
 """
 
+# A lease that vanished (given back by a release racing with a new arrival, or a
+# Redis that restarted empty) is taken again: nobody else holds the room.
 _RENEW = """
 local out = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
+  local owner = redis.call('GET', key)
+  if owner == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  elseif not owner then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
     out[i] = 1
   else
     out[i] = 0
@@ -192,7 +198,7 @@ class RedisBackplane:
         if self.owned.get(key) is room:
             del self.owned[key]
             if self._available:
-                self._spawn(self._release([key]))
+                self._spawn(self._release_idle(key))
 
     async def start(self) -> None:
         """Connect to Redis, subscribe, and start the housekeeping; if Redis is down,
@@ -327,6 +333,11 @@ class RedisBackplane:
                 "Service Unavailable: the cluster's Redis cannot be reached; try again shortly"
             ) from None
         return owner.decode() if isinstance(owner, bytes) else str(owner)
+
+    async def _release_idle(self, key: RoomKey) -> None:
+        if key not in self.owned:  # not taken again in the meantime
+            with contextlib.suppress(RedisError, OSError):
+                await self._release([key])
 
     async def _release(self, keys: list[RoomKey]) -> None:
         if keys:
