@@ -296,10 +296,9 @@ async def _serve_websocket(
                     tokens -= 1.0
                 if (
                     refresher is not None
-                    and type(data) is str
-                    and data.startswith(expiry.REFRESH_PREFIX)
+                    and expiry.maybe_refresh(data)
+                    and await expiry.refresh(data, refresher, outbox, admission, leeway)
                 ):
-                    await expiry.refresh(data, refresher, outbox, admission, leeway)
                     continue
                 if not outbox.closing:
                     await room.message(conn, data)

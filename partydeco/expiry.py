@@ -14,17 +14,19 @@ open socket, as one text frame::
 
     {"type":"partydeco.refresh","token":"<jwt>"}
 
-The frame must start exactly with ``{"type":"partydeco.refresh"`` (what
-``JSON.stringify({type: "partydeco.refresh", token})`` gives). It never reaches
-``on_message``. The token is checked by ``request.token_refresher`` (the
+It is a JSON object whose ``type`` is ``"partydeco.refresh"``, with that
+string within its first 64 characters (put ``type`` first, as
+``JSON.stringify({type: "partydeco.refresh", token})`` does). It never reaches
+``on_message``; frames that are not such an object go to ``on_message`` as
+usual. The token is checked by ``request.token_refresher`` (the
 ready-made hooks set one that verifies it like the first and requires the same
 ``sub``), and the client gets one of::
 
     {"type":"partydeco.refreshed","expires_at":1767225600}
     {"type":"partydeco.refresh_error","error":"invalid_token","detail":"token expired"}
 
-``error`` is ``invalid_token`` (``detail`` says why), ``malformed`` (the frame
-is not that JSON object) or ``unavailable`` (the keys could not be fetched). A
+``error`` is ``invalid_token`` (``detail`` says why), ``malformed`` (no
+``token`` string) or ``unavailable`` (the keys could not be fetched). A
 refused refresh leaves the connection and its old expiry as they were.
 """
 
@@ -34,7 +36,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import msgspec
 
@@ -44,15 +46,15 @@ if TYPE_CHECKING:
     from .limits import Admission
     from .outbox import Outbox
 
-__all__ = ["REFRESH_PREFIX", "TOKEN_EXPIRED", "Refresher", "arm", "refresh"]
+__all__ = ["REFRESH_MARK", "TOKEN_EXPIRED", "Refresher", "arm", "maybe_refresh", "refresh"]
 
 logger = logging.getLogger("partydeco")
 
 #: Close code for a connection whose token expired: reconnect with a fresh token
 #: (non-terminal, like Centrifugo's 3005).
 TOKEN_EXPIRED = 3005
-#: How a refresh frame starts.
-REFRESH_PREFIX = '{"type":"partydeco.refresh"'
+#: What a refresh frame holds within its first 64 characters.
+REFRESH_MARK = '"partydeco.refresh"'
 
 #: ``await refresher(token)`` checks a new token for the same client and returns its
 #: expiry (seconds since the epoch, or ``None`` for none); it raises to refuse it.
@@ -61,7 +63,7 @@ Refresher = Callable[[str], Awaitable[float | None]]
 
 class _RefreshFrame(msgspec.Struct):
     type: str
-    token: str
+    token: object = None
 
 
 _decoder = msgspec.json.Decoder(_RefreshFrame)
@@ -79,22 +81,34 @@ def arm(outbox: Outbox, admission: Admission, expires_at: float | None, leeway: 
     admission.timer = loop.call_at(when, outbox.close, TOKEN_EXPIRED, "token expired")
 
 
+def maybe_refresh(data: str | bytes) -> TypeGuard[str]:
+    """Whether a frame may be a refresh frame (cheap: no parsing, no allocation)."""
+    return type(data) is str and data.find(REFRESH_MARK, 0, 64) >= 0
+
+
 async def refresh(
     data: str, refresher: Refresher, outbox: Outbox, admission: Admission, leeway: float
-) -> None:
-    """Handle one refresh frame: verify the token, re-arm the timer, answer the client."""
+) -> bool:
+    """Handle a frame that :func:`maybe_refresh`: if it is a refresh frame, verify the
+    token, re-arm the timer, answer the client and return True; else return False."""
     try:
-        token = _decoder.decode(data).token
+        frame = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        outbox.put(_error("malformed", "expected {\"type\":\"partydeco.refresh\",\"token\":...}"))
-        return
+        return False
+    if frame.type != "partydeco.refresh":
+        return False
+    token = frame.token
+    if not isinstance(token, str) or not token:
+        outbox.put(_error("malformed", 'expected {"type":"partydeco.refresh","token":"..."}'))
+        return True
     try:
         expires_at = await refresher(token)
     except Exception as exc:
         outbox.put(_refusal(exc))
-        return
+        return True
     arm(outbox, admission, expires_at, leeway)
     outbox.put(encode_frame({"type": "partydeco.refreshed", "expires_at": expires_at}))
+    return True
 
 
 def _refusal(exc: Exception) -> str | bytes:
