@@ -7,6 +7,7 @@ or plain HTTP; handlers registered with the decorators of :data:`party` (the
 
 from __future__ import annotations
 
+from . import closecodes
 from .app import App, default_app
 from .config import Config
 from .connection import ConnectContext, Connection
@@ -31,6 +32,7 @@ __all__ = [
     "Room",
     "SetupError",
     "StateTooLarge",
+    "closecodes",
     "default_app",
     "party",
 ]

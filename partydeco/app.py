@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .closecodes import GOING_AWAY
 from .config import PARTY_OPTIONS, Config
 from .env import load_env
 from .errors import SetupError
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from quart import Quart
     from quart.testing import QuartClient
 
+    from .asgi import Receive, Scope, Send
     from .backplane import Backplane
     from .lifecycle import RoomLifecycle
     from .limits import Guard
@@ -33,11 +35,6 @@ __all__ = ["App", "default_app"]
 
 logger = logging.getLogger("partydeco")
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-GOING_AWAY = 1001
 
 
 class App:

@@ -18,6 +18,7 @@ from quart import Quart
 from werkzeug.exceptions import HTTPException
 
 from . import expiry, routing
+from .closecodes import ABNORMAL, GOING_AWAY, MESSAGE_TOO_BIG, NO_STATUS, POLICY_VIOLATION
 from .limits import header
 from .origins import cors_preflight_headers
 from .outbox import Outbox
@@ -40,10 +41,6 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-ABNORMAL = 1006
-MESSAGE_TOO_BIG = 1009
-POLICY_VIOLATION = 1008
-GOING_AWAY = 1001
 
 
 class PartyQuart(Quart):
@@ -303,7 +300,7 @@ async def _serve_websocket(
                 if not outbox.closing:
                     await room.message(conn, data)
             elif kind == "websocket.disconnect":
-                code = message.get("code", 1005)
+                code = message.get("code", NO_STATUS)
                 reason = message.get("reason") or ""
                 break
     except asyncio.CancelledError:

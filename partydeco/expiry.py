@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, TypeGuard
 
 import msgspec
 
+from .closecodes import TOKEN_EXPIRED
 from .codec import encode_frame
 
 if TYPE_CHECKING:
@@ -50,9 +51,6 @@ __all__ = ["REFRESH_MARK", "TOKEN_EXPIRED", "Refresher", "arm", "maybe_refresh",
 
 logger = logging.getLogger("partydeco")
 
-#: Close code for a connection whose token expired: reconnect with a fresh token
-#: (non-terminal, like Centrifugo's 3005).
-TOKEN_EXPIRED = 3005
 #: What a refresh frame holds within its first 64 characters.
 REFRESH_MARK = '"partydeco.refresh"'
 

@@ -14,13 +14,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from .closecodes import TRY_AGAIN_LATER
+
 __all__ = ["Outbox"]
 
 logger = logging.getLogger("partydeco")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-TRY_AGAIN_LATER = 1013
 
 
 class Outbox:

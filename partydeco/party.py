@@ -27,7 +27,8 @@ from .handlers import (
 from .routing import MAIN, PARTY_NAME
 
 if TYPE_CHECKING:
-    from .app import App, Receive, Scope, Send
+    from .app import App
+    from .asgi import Receive, Scope, Send
 
 __all__ = ["Party", "party"]
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from werkzeug.exceptions import HTTPException
 
+from .closecodes import INTERNAL_ERROR
 from .codec import encode_frame
 from .connection import ConnectContext, Connection
 from .errors import PartydecoError, SetupError
@@ -30,7 +31,6 @@ __all__ = ["InvalidMessage", "Lobby", "Room"]
 
 logger = logging.getLogger("partydeco")
 
-INTERNAL_ERROR = 1011
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 256
 

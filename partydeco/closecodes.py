@@ -1,0 +1,41 @@
+"""The WebSocket close codes partydeco uses, by name.
+
+Codes from RFC 6455 that partydeco sends or reports; compare
+``on_close``'s ``code`` with these, or use them in ``Connection.close``
+where the code is an application one (3000-4999).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ABNORMAL",
+    "GOING_AWAY",
+    "INTERNAL_ERROR",
+    "MESSAGE_TOO_BIG",
+    "NORMAL",
+    "NO_STATUS",
+    "POLICY_VIOLATION",
+    "TOKEN_EXPIRED",
+    "TRY_AGAIN_LATER",
+]
+
+#: The connection did its job and closed.
+NORMAL = 1000
+#: The server is shutting down (graceful shutdown).
+GOING_AWAY = 1001
+#: The close frame carried no code.
+NO_STATUS = 1005
+#: The peer vanished without a close frame.
+ABNORMAL = 1006
+#: The client sent messages faster than ``max_messages_per_second`` allows
+#: (terminal: clients do not reconnect).
+POLICY_VIOLATION = 1008
+#: A message was larger than ``max_message_size``.
+MESSAGE_TOO_BIG = 1009
+#: ``on_connect`` (or ``connection_tags``) raised.
+INTERNAL_ERROR = 1011
+#: The peer fell too far behind (its outbox overflowed).
+TRY_AGAIN_LATER = 1013
+#: The connection's token expired (``request.expires_at`` plus ``token_leeway``)
+#: and was not refreshed. Non-terminal: clients reconnect with a fresh token.
+TOKEN_EXPIRED = 3005
