@@ -35,6 +35,7 @@ _SPECIAL = frozenset(
         "require_origin",
         "cors",
         "token_refresh",
+        "limit_loopback",
         "token_leeway",
         "max_connections_per_room",
         "max_connections_per_address",
@@ -110,6 +111,11 @@ class Config:
             by default.
         max_tracked_addresses: the most client addresses the handshake-rate table
             remembers; the least recently seen are forgotten first.
+        limit_loopback: apply the per-address limits (``handshake_rate``,
+            ``max_connections_per_address``) to loopback clients too. Off by
+            default: local tools and load tests are not throttled, while a local
+            reverse proxy, trusted by default, has its clients counted by their
+            forwarded address.
     """
 
     max_message_size: int = 1 << 20
@@ -138,6 +144,7 @@ class Config:
     message_rate_action: Literal["close", "drop"] = "close"
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     max_tracked_addresses: int = 65_536
+    limit_loopback: bool = False
 
     def __post_init__(self) -> None:
         if self.storage is not None and not isinstance(self.storage, (str, os.PathLike)):
@@ -145,7 +152,7 @@ class Config:
         retries = self.alarm_max_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"alarm_max_retries must be a non-negative int, not {retries!r}")
-        for name in ("require_origin", "cors", "token_refresh"):
+        for name in ("require_origin", "cors", "token_refresh", "limit_loopback"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if not _is_number(self.token_leeway) or self.token_leeway < 0:

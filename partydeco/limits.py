@@ -15,7 +15,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .origins import DEFAULT_ORIGINS, OriginPolicy
-from .proxies import client_address, limit_key, networks
+from .proxies import client_address, is_loopback, limit_key, networks
 from .response import Response
 
 if TYPE_CHECKING:
@@ -176,8 +176,10 @@ class Guard:
         origin is not allowed), 429 (too many sockets from the address) or 503
         (the room is full).
         """
-        address = limit_key(self.client(scope))
-        if self.handshakes is not None:
+        client = self.client(scope)
+        address = limit_key(client)
+        exempt = not self.config.limit_loopback and is_loopback(client)
+        if self.handshakes is not None and not exempt:
             wait = self.handshakes.take(address, time.monotonic())
             if wait:
                 return Response(
@@ -188,7 +190,7 @@ class Guard:
         if not self.origin_allowed(scope, config):
             return Response("Origin not allowed", 403)
         cap = self.config.max_connections_per_address
-        if cap is not None and self.per_address.get(address, 0) >= cap:
+        if cap is not None and not exempt and self.per_address.get(address, 0) >= cap:
             return Response("Too many connections from this address", 429)
         key = (party, room)
         cap = config.max_connections_per_room

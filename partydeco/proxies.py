@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-__all__ = ["Network", "client_address", "limit_key", "networks"]
+__all__ = ["Network", "client_address", "is_loopback", "limit_key", "networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -96,6 +96,12 @@ def client_address(
         if not _trusted(address, trusted):
             return str(address)
     return str(_ip(window[0]))
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether *address* is a loopback address (127.0.0.0/8 or ::1)."""
+    ip = _ip(address) if address is not None else None
+    return ip is not None and ip.is_loopback
 
 
 def limit_key(address: str | None) -> str:

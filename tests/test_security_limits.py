@@ -47,7 +47,7 @@ async def test_per_party_room_capacity() -> None:
 
 async def test_connections_per_address_answer_429() -> None:
     seen = Seen()
-    app = echo_app(seen, max_connections_per_address=3)
+    app = echo_app(seen, max_connections_per_address=3, limit_loopback=True)
     async with serve(app) as base:
         sockets = [await open_ws(base, f"/parties/main/room-{i}") for i in range(3)]
         status, _, body = await refusal(base, "/parties/main/room-9")
@@ -61,7 +61,7 @@ async def test_connections_per_address_answer_429() -> None:
 
 async def test_handshake_rate_answers_429_with_retry_after() -> None:
     seen = Seen()
-    app = echo_app(seen, handshake_rate=0.5, handshake_burst=3)
+    app = echo_app(seen, handshake_rate=0.5, handshake_burst=3, limit_loopback=True)
     async with serve(app) as base:
         for _ in range(3):
             assert await ws_status(base) == 101
@@ -72,6 +72,17 @@ async def test_handshake_rate_answers_429_with_retry_after() -> None:
         # refused handshakes count too, and never reach a hook
         assert (await refusal(base))[0] == 429
     assert seen.hooks == 3
+
+
+async def test_loopback_clients_are_not_throttled_by_default() -> None:
+    seen = Seen()
+    app = echo_app(seen, handshake_rate=0.5, handshake_burst=1, max_connections_per_address=1)
+    async with serve(app) as base:
+        sockets = [await open_ws(base, f"/parties/main/room-{i}") for i in range(3)]
+        assert await ws_status(base) == 101
+        for ws in sockets:
+            await ws.close()
+    assert seen.hooks == 4
 
 
 async def test_failed_hooks_release_their_slots() -> None:

@@ -33,7 +33,7 @@ async def test_trusted_peer_forwards_the_client_address() -> None:
 
 async def test_untrusted_peer_headers_are_ignored() -> None:
     seen = Seen()
-    app = echo_app(seen, trusted_proxies=[], max_connections_per_address=1)
+    app = echo_app(seen, trusted_proxies=[], max_connections_per_address=1, limit_loopback=True)
     async with serve(app) as base:
         a = await open_ws(base, headers={"X-Forwarded-For": "203.0.113.7"})
         # a different claimed address does not get a second slot: the peer is the client
