@@ -6,11 +6,12 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .closecodes import GOING_AWAY
-from .config import Config
+from .config import PARTY_OPTIONS, Config
 from .env import load_env
 from .errors import SetupError
 from .handlers import KINDS, Dispatch, PartyHandlers
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .asgi import Receive, Scope, Send
     from .backplane import Backplane
     from .lifecycle import RoomLifecycle
+    from .limits import Guard
     from .outbox import Outbox
     from .static import StaticFiles
     from .storage import StorageBackend
@@ -73,6 +75,9 @@ class App:
         self.static_files: list[StaticFiles] = []
         self._storage: StorageBackend | None = None
         self._lifecycle: RoomLifecycle | None = None
+        #: per-party configurations, for parties given options with ``Party.configure``.
+        self.party_configs: dict[str, Config] = {}
+        self._guard: Guard | None = None
 
     # -- registering ----------------------------------------------------------------
 
@@ -102,6 +107,41 @@ class App:
         if handlers is None:
             handlers = self.handlers[party] = PartyHandlers()
         getattr(handlers, kind).append(f)
+
+    def configure_party(self, party: str, **options: Any) -> Config:
+        """Override security options for one party (see :meth:`Party.configure`).
+
+        Raises:
+            SetupError: the app already started serving.
+            ValueError: an option is unknown, process-wide, or has a bad value.
+        """
+        if self._dispatch is not None:
+            raise SetupError(
+                f"cannot configure party {party!r}: the app is already serving. "
+                "Configure parties at import time, before the server starts."
+            )
+        unknown = sorted(set(options) - PARTY_OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} cannot be set per party; per-party options are "
+                f"{', '.join(sorted(PARTY_OPTIONS))} (pass the others to App())"
+            )
+        base = self.party_configs.get(party, self.config)
+        config = self.party_configs[party] = replace(base, **options)
+        return config
+
+    def config_for(self, party: str) -> Config:
+        """The configuration serving *party*: the app's, with the party's overrides."""
+        return self.party_configs.get(party, self.config)
+
+    @property
+    def guard(self) -> Guard:
+        """The admission state (handshake rates, connections per address and room)."""
+        if self._guard is None:
+            from .limits import Guard
+
+            self._guard = Guard(self.config)
+        return self._guard
 
     def add_static(self, directory: str | os.PathLike[str]) -> None:
         """Serve the files under *directory* at non-party URLs (see ``Party.static``).
