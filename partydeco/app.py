@@ -6,11 +6,12 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .closecodes import GOING_AWAY
-from .config import Config
+from .config import PARTY_OPTIONS, Config
 from .env import load_env
 from .errors import SetupError
 from .handlers import KINDS, Dispatch, PartyHandlers
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .asgi import Receive, Scope, Send
     from .backplane import Backplane
     from .lifecycle import RoomLifecycle
+    from .limits import Guard
     from .outbox import Outbox
     from .static import StaticFiles
     from .storage import StorageBackend
@@ -33,6 +35,9 @@ __all__ = ["App", "default_app"]
 
 logger = logging.getLogger("partydeco")
 
+
+#: Environment variable naming the Redis URL when ``App(redis_url=...)`` is not given.
+REDIS_ENV_VAR = "PARTYDECO_REDIS_URL"
 
 
 class App:
@@ -70,6 +75,9 @@ class App:
         self.static_files: list[StaticFiles] = []
         self._storage: StorageBackend | None = None
         self._lifecycle: RoomLifecycle | None = None
+        #: per-party configurations, for parties given options with ``Party.configure``.
+        self.party_configs: dict[str, Config] = {}
+        self._guard: Guard | None = None
 
     # -- registering ----------------------------------------------------------------
 
@@ -100,6 +108,41 @@ class App:
             handlers = self.handlers[party] = PartyHandlers()
         getattr(handlers, kind).append(f)
 
+    def configure_party(self, party: str, **options: Any) -> Config:
+        """Override security options for one party (see :meth:`Party.configure`).
+
+        Raises:
+            SetupError: the app already started serving.
+            ValueError: an option is unknown, process-wide, or has a bad value.
+        """
+        if self._dispatch is not None:
+            raise SetupError(
+                f"cannot configure party {party!r}: the app is already serving. "
+                "Configure parties at import time, before the server starts."
+            )
+        unknown = sorted(set(options) - PARTY_OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} cannot be set per party; per-party options are "
+                f"{', '.join(sorted(PARTY_OPTIONS))} (pass the others to App())"
+            )
+        base = self.party_configs.get(party, self.config)
+        config = self.party_configs[party] = replace(base, **options)
+        return config
+
+    def config_for(self, party: str) -> Config:
+        """The configuration serving *party*: the app's, with the party's overrides."""
+        return self.party_configs.get(party, self.config)
+
+    @property
+    def guard(self) -> Guard:
+        """The admission state (handshake rates, connections per address and room)."""
+        if self._guard is None:
+            from .limits import Guard
+
+            self._guard = Guard(self.config)
+        return self._guard
+
     def add_static(self, directory: str | os.PathLike[str]) -> None:
         """Serve the files under *directory* at non-party URLs (see ``Party.static``).
 
@@ -129,8 +172,16 @@ class App:
         """
         if self._storage is None:
             from .storage import open_storage
+            from .storage.config import STORAGE_ENV_VAR
 
-            self._storage = open_storage(self.config.storage)
+            redis_url = self.redis_url
+            if self.config.storage is None and not os.environ.get(STORAGE_ENV_VAR) and redis_url:
+                _need_redis()
+                from .storage.redis import RedisStorage
+
+                self._storage = RedisStorage(redis_url, prefix=self.config.redis_prefix)
+            else:
+                self._storage = open_storage(self.config.storage)
         return self._storage
 
     @storage.setter
@@ -138,7 +189,9 @@ class App:
         self._storage = value
 
     async def start_services(self) -> None:
-        """Start the alarm scheduler and idle-room unloading; the server calls this."""
+        """Start the backplane, the alarm scheduler and idle-room unloading; the server
+        calls this."""
+        await self.backplane.start()
         if self._lifecycle is None:
             from .lifecycle import RoomLifecycle
 
@@ -149,6 +202,8 @@ class App:
         """Stop what :meth:`start_services` started and close the storage backend."""
         if self._lifecycle is not None:
             await self._lifecycle.stop()
+        if self._backplane is not None:
+            await self._backplane.stop()
         if self._storage is not None:
             await self._storage.close()
             self._storage = None
@@ -185,15 +240,34 @@ class App:
         return self._dispatch
 
     @property
+    def redis_url(self) -> str | None:
+        """The Redis URL that makes this app a cluster: ``config.redis_url``, else the
+        ``PARTYDECO_REDIS_URL`` environment variable, else ``None`` (one process)."""
+        return self.config.redis_url or os.environ.get(REDIS_ENV_VAR) or None
+
+    @property
     def backplane(self) -> Backplane:
-        """Where this app's rooms live."""
+        """Where this app's rooms live: this process, or a Redis cluster when
+        :attr:`redis_url` is set."""
         if self._backplane is None:
-            from .backplane import LocalBackplane
             from .parties import Parties
 
-            self._backplane = LocalBackplane(
-                self.dispatch, self.env, self.config, storage=self.storage, parties=Parties(self)
-            )
+            redis_url = self.redis_url
+            if redis_url:
+                _need_redis()
+                from .cluster import RedisBackplane
+
+                self._backplane = RedisBackplane(
+                    redis_url, self.dispatch, self.env, self.config,
+                    storage=self.storage, parties=Parties(self),
+                )
+            else:
+                from .backplane import LocalBackplane
+
+                self._backplane = LocalBackplane(
+                    self.dispatch, self.env, self.config,
+                    storage=self.storage, parties=Parties(self),
+                )
         return self._backplane
 
     @backplane.setter
@@ -260,8 +334,8 @@ class App:
                 ``127.0.0.1``.
             port: the port to bind: the ``PORT`` environment variable, else 1999,
                 PartyKit's dev port.
-            workers: processes to serve with. Rooms are per process unless a
-                cross-process backplane is configured.
+            workers: processes to serve with. Rooms are per process unless
+                Redis is configured (:attr:`redis_url`).
             reload: restart when a Python file under the working directory changes.
             **hypercorn_options: other ``hypercorn.config.Config`` attributes.
         """
@@ -298,6 +372,16 @@ class App:
 
 
 _stack: list[App] = []
+
+
+def _need_redis() -> None:
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise SetupError(
+            "Redis is configured (redis_url or PARTYDECO_REDIS_URL) but the redis package "
+            "is not installed: pip install 'partydeco[redis]'"
+        ) from None
 
 
 def default_app() -> App:

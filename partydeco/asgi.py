@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from quart import Quart
 from werkzeug.exceptions import HTTPException
 
-from . import routing
-from .closecodes import ABNORMAL, GOING_AWAY, MESSAGE_TOO_BIG, NO_STATUS
+from . import expiry, routing
+from .closecodes import ABNORMAL, GOING_AWAY, MESSAGE_TOO_BIG, NO_STATUS, POLICY_VIOLATION
+from .errors import BackplaneUnavailable
+from .limits import header
+from .origins import cors_preflight_headers
 from .outbox import Outbox
 from .request import BodyTooLarge, Request
 from .response import Response
@@ -25,7 +29,9 @@ from .room import Lobby
 
 if TYPE_CHECKING:
     from .app import App
+    from .config import Config
     from .handlers import Call, Dispatch
+    from .limits import Admission
     from .routing import Route
 
 __all__ = ["make_quart", "run_hooks"]
@@ -117,7 +123,26 @@ def _not_found(name: str) -> Response:
 
 async def handle_http(app: App, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer an HTTP request to a party URL."""
-    request = Request.from_scope(scope, receive, app.config.max_body_size)
+    config = app.config_for(route.party)
+    extra: list[tuple[str, str]] = []
+    origin = header(scope, b"origin")
+    if origin is not None:
+        if not app.guard.origin_allowed(scope, config):
+            await send_response(send, Response("Origin not allowed", 403))
+            return
+        if config.cors:
+            if scope.get("method") == "OPTIONS" and header(
+                scope, b"access-control-request-method"
+            ):
+                # a preflight carries no credentials: answer it before any hook
+                allow = cors_preflight_headers(
+                    origin, header(scope, b"access-control-request-headers"), config.cors_max_age
+                )
+                await send_response(send, Response(status=204), extra=allow)
+                return
+            extra = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+    app.guard.client(scope)  # behind a trusted proxy, remote_addr is the client's
+    request = Request.from_scope(scope, receive, config.max_body_size)
     dispatch = _party(app, route.party)
     if dispatch is None:
         response = _not_found(route.party)
@@ -132,15 +157,28 @@ async def handle_http(app: App, route: Route, scope: Scope, receive: Receive, se
                 response = await app.backplane.room(route.party, route.room).request(forwarded)
         except BodyTooLarge as exc:
             response = Response(str(exc), 413)
-    await send_response(send, response, head=scope.get("method") == "HEAD")
+    await send_response(send, response, head=scope.get("method") == "HEAD", extra=extra)
 
 
 async def send_response(
-    send: Send, response: Response, *, head: bool = False, websocket: bool = False
+    send: Send,
+    response: Response,
+    *,
+    head: bool = False,
+    websocket: bool = False,
+    extra: list[tuple[str, str]] | None = None,
 ) -> None:
-    """Send *response* over ASGI, as an HTTP answer or a WebSocket denial."""
+    """Send *response* over ASGI, as an HTTP answer or a WebSocket denial.
+
+    *extra* headers (CORS) replace any of the same name the response has.
+    """
     prefix = "websocket.http.response" if websocket else "http.response"
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    if extra:
+        names = {name.lower() for name, _ in extra}
+        pairs = [(k, v) for k, v in response.headers if k.lower() not in names] + extra
+    else:
+        pairs = list(response.headers)
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": prefix + ".start", "status": response.status, "headers": headers})
     await send({"type": prefix + ".body", "body": b"" if head else response.body})
@@ -156,7 +194,31 @@ async def _deny(scope: Scope, send: Send, response: Response) -> None:
 async def handle_websocket(
     app: App, route: Route, scope: Scope, receive: Receive, send: Send
 ) -> None:
-    """Serve one WebSocket to a party URL, from the handshake to ``on_close``."""
+    """Serve one WebSocket to a party URL, from the handshake to ``on_close``.
+
+    Admission comes first, before any hook: the handshake rate and open
+    sockets of the client's address, the ``Origin``, the room's capacity.
+    """
+    config = app.config_for(route.party)
+    admission = app.guard.admit(scope, route.party, route.room, config)
+    if isinstance(admission, Response):
+        await _deny(scope, send, admission)
+        return
+    try:
+        await _serve_websocket(app, route, scope, receive, send, config, admission)
+    finally:
+        admission.release()
+
+
+async def _serve_websocket(
+    app: App,
+    route: Route,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    config: Config,
+    admission: Admission,
+) -> None:
     # The ``websocket.connect`` message is not awaited first: Quart's test
     # client never sends one. The reader loop below skips it.
     dispatch = _party(app, route.party)
@@ -171,7 +233,6 @@ async def handle_websocket(
         await _deny(scope, send, forwarded)
         return
 
-    config = app.config
     reader = asyncio.current_task()
     timed_out = False
 
@@ -191,6 +252,11 @@ async def handle_websocket(
     room = app.backplane.room(route.party, route.room)
     try:
         conn = await room.connect(forwarded, outbox)
+    except BackplaneUnavailable as exc:
+        if not outbox.accepted:
+            await _deny(scope, send, Response(str(exc), 503))
+            return
+        raise
     except Exception:
         logger.exception("could not start %r", room)
         if not outbox.accepted:
@@ -204,6 +270,15 @@ async def handle_websocket(
     app.sockets[outbox] = finished
     code, reason = ABNORMAL, ""
     limit = config.max_message_size
+    leeway = config.token_leeway
+    if forwarded.expires_at is not None:
+        expiry.arm(outbox, admission, forwarded.expires_at, leeway)
+    refresher = forwarded.token_refresher if config.token_refresh else None
+    # the message-rate token bucket: two floats, touched only when the limit is on
+    rate = config.max_messages_per_second
+    burst = float(config.message_burst)
+    tokens, last = burst, time.monotonic()
+    drop = config.message_rate_action == "drop"
     try:
         while True:
             message = await receive()
@@ -214,6 +289,21 @@ async def handle_websocket(
                     data = message.get("bytes") or b""
                 if len(data) > limit:
                     outbox.close(MESSAGE_TOO_BIG, "message too big", discard=True)
+                    continue
+                if rate is not None:
+                    now = time.monotonic()
+                    tokens = min(burst, tokens + (now - last) * rate)
+                    last = now
+                    if tokens < 1.0:
+                        if not drop:
+                            outbox.close(POLICY_VIOLATION, "message rate exceeded")
+                        continue
+                    tokens -= 1.0
+                if (
+                    refresher is not None
+                    and expiry.maybe_refresh(data)
+                    and await expiry.refresh(data, refresher, outbox, admission, leeway)
+                ):
                     continue
                 if not outbox.closing:
                     await room.message(conn, data)

@@ -2,9 +2,10 @@
 
 The server glue asks the backplane for a room and hands it sockets and
 requests; it never keeps rooms itself. :class:`LocalBackplane` keeps every room
-in this process. A backplane that spans processes (one owner per room, with
-the others relaying to it) implements the same interface, so the public API
-does not change when an app grows beyond one process.
+in this process. :class:`partydeco.cluster.RedisBackplane` spans processes
+(one owner per room, with the others relaying to it) behind the same
+interface, so the public API does not change when an app grows beyond one
+process.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ class Backplane(Protocol):
 
     def release(self, room: Room) -> None:
         """Let go of a room that has become idle."""
+        ...
+
+    async def start(self) -> None:
+        """Connect to whatever the backplane needs; the server calls this at start-up."""
+        ...
+
+    async def stop(self) -> None:
+        """Hand rooms over and disconnect; the server calls this after closing sockets."""
         ...
 
 
@@ -83,3 +92,9 @@ class LocalBackplane:
         key = (room.party, room.id)
         if room.idle and self._rooms.get(key) is room:
             del self._rooms[key]
+
+    async def start(self) -> None:
+        """Nothing to connect to."""
+
+    async def stop(self) -> None:
+        """Nothing to hand over."""

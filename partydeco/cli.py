@@ -68,10 +68,16 @@ def main(argv: list[str] | None = None) -> None:
         cmd.add_argument("target", help="module:party, module, or path/to/app.py")
         cmd.add_argument("--host", help="address to bind ($HOST, else 127.0.0.1)")
         cmd.add_argument("--port", type=int, help="port to bind ($PORT, else 1999)")
+        cmd.add_argument(
+            "--redis", metavar="URL", help="Redis URL: run as one cluster ($PARTYDECO_REDIS_URL)"
+        )
         if name == "serve":
             cmd.add_argument("--workers", type=int, default=1, help="worker processes (1)")
             cmd.add_argument("--reload", action="store_true", help="restart on code changes")
     args = parser.parse_args(argv)
+    if args.redis:
+        # Through the environment, so reloaded children and forked workers see it too.
+        os.environ["PARTYDECO_REDIS_URL"] = args.redis
     if (args.command == "dev" or args.reload) and os.environ.get(RELOADER_ENV) != "1":
         # The supervisor never imports the app: a broken edit must not stop it.
         child = [sys.executable, "-m", "partydeco", "serve", args.target]

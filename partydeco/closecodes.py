@@ -14,6 +14,9 @@ __all__ = [
     "MESSAGE_TOO_BIG",
     "NORMAL",
     "NO_STATUS",
+    "POLICY_VIOLATION",
+    "SERVICE_RESTART",
+    "TOKEN_EXPIRED",
     "TRY_AGAIN_LATER",
 ]
 
@@ -25,9 +28,18 @@ GOING_AWAY = 1001
 NO_STATUS = 1005
 #: The peer vanished without a close frame.
 ABNORMAL = 1006
+#: The client sent messages faster than ``max_messages_per_second`` allows
+#: (terminal: clients do not reconnect).
+POLICY_VIOLATION = 1008
 #: A message was larger than ``max_message_size``.
 MESSAGE_TOO_BIG = 1009
 #: ``on_connect`` (or ``connection_tags``) raised.
 INTERNAL_ERROR = 1011
+#: The server lost its cluster's Redis (or the room moved to another process):
+#: reconnect, service resumes without a restart.
+SERVICE_RESTART = 1012
 #: The peer fell too far behind (its outbox overflowed).
 TRY_AGAIN_LATER = 1013
+#: The connection's token expired (``request.expires_at`` plus ``token_leeway``)
+#: and was not refreshed. Non-terminal: clients reconnect with a fresh token.
+TOKEN_EXPIRED = 3005

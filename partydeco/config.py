@@ -2,10 +2,51 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields
+from typing import Literal
 
-__all__ = ["Config"]
+__all__ = ["PARTY_OPTIONS", "Config"]
+
+#: The options :meth:`partydeco.Party.configure` may set for one party; the
+#: others are process-wide and only :class:`~partydeco.App` takes them.
+PARTY_OPTIONS = frozenset(
+    {
+        "allowed_origins",
+        "require_origin",
+        "cors",
+        "cors_max_age",
+        "token_refresh",
+        "token_leeway",
+        "max_connections_per_room",
+        "max_messages_per_second",
+        "message_burst",
+        "message_rate_action",
+    }
+)
+
+# Fields that are not "a positive number", checked on their own in __post_init__.
+_SPECIAL = frozenset(
+    {
+        "storage",
+        "redis_url",
+        "redis_prefix",
+        "alarm_max_retries",
+        "allowed_origins",
+        "require_origin",
+        "cors",
+        "token_refresh",
+        "limit_loopback",
+        "token_leeway",
+        "max_connections_per_room",
+        "max_connections_per_address",
+        "handshake_rate",
+        "max_messages_per_second",
+        "message_rate_action",
+        "trusted_proxies",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +74,58 @@ class Config:
         alarm_retry_delay: seconds before the first retry of an ``on_alarm`` handler
             that raised; each further retry waits twice as long.
         alarm_max_retries: retries of a failing alarm before it is dropped.
+        allowed_origins: the browser origins allowed to open WebSockets and to send
+            HTTP requests carrying an ``Origin`` header; others get 403 before any
+            hook runs. Entries are ``"https://app.example.com"`` (scheme, host and
+            port must all match), ``"https://*.example.com"`` (any subdomain),
+            ``"*"`` (any origin), ``"null"``, and the keywords ``"same-host"`` (the
+            origin's host and port equal the request's ``Host``) and
+            ``"localhost"`` (localhost, 127.0.0.1 or [::1] on any port). ``None``
+            means ``("same-host", "localhost")``: right for development; list your
+            sites in production.
+        require_origin: refuse WebSocket upgrades without an ``Origin`` header
+            (by default they are allowed: only browsers send one, and a
+            non-browser client can send any value anyway).
+        cors: answer CORS preflight (``OPTIONS``) requests and add CORS headers to
+            HTTP responses for the allowed origins. Off by default.
+        cors_max_age: seconds a browser may cache a preflight answer.
+        token_refresh: let clients send a new token over an open socket (a text
+            frame ``{"type":"partydeco.refresh","token":"..."}``) to keep it open
+            past the first token's expiry. Off by default.
+        token_leeway: seconds of grace after a connection's ``expires_at`` before
+            it is closed with 3005 (must not be negative).
+        max_connections_per_room: open sockets one room accepts; more get HTTP 503
+            at the handshake. ``None`` for no limit.
+        max_connections_per_address: open sockets one client address may hold in
+            the process; more get HTTP 429. ``None`` for no limit.
+        handshake_rate: WebSocket handshakes per second one client address may
+            sustain (a token bucket of ``handshake_burst``); more get HTTP 429 with
+            ``Retry-After``. ``None`` for no limit.
+        handshake_burst: handshakes one client address may make at once.
+        max_messages_per_second: messages per second one connection may sustain
+            (a token bucket of ``message_burst``). ``None`` for no limit.
+        message_burst: messages one connection may send at once.
+        message_rate_action: ``"close"`` closes a connection over the rate with
+            1008; ``"drop"`` silently drops the excess messages.
+        trusted_proxies: IP addresses or CIDR networks of reverse proxies whose
+            ``Forwarded`` / ``X-Forwarded-For`` headers name the client; the
+            right-most address that is not a trusted proxy is the client. Loopback
+            by default.
+        max_tracked_addresses: the most client addresses the handshake-rate table
+            remembers; the least recently seen are forgotten first.
+        limit_loopback: apply the per-address limits (``handshake_rate``,
+            ``max_connections_per_address``) to loopback clients too. Off by
+            default: local tools and load tests are not throttled, while a local
+            reverse proxy, trusted by default, has its clients counted by their
+            forwarded address.
+        redis_url: a Redis URL (``redis://host:6379/0``) that makes every process
+            using it one cluster: one owner per room, storage and alarms in Redis.
+            ``None`` means the ``PARTYDECO_REDIS_URL`` environment variable, else
+            no Redis (one process, embedded storage).
+        redis_lease: seconds a room owner's lease in Redis lasts without renewal;
+            after an owner dies its rooms move within about this time.
+        redis_prefix: prefix of every Redis key and channel, so several apps can
+            share one Redis.
     """
 
     max_message_size: int = 1 << 20
@@ -46,6 +139,25 @@ class Config:
     idle_timeout: float = 60.0
     alarm_retry_delay: float = 2.0
     alarm_max_retries: int = 6
+    allowed_origins: tuple[str, ...] | None = None
+    require_origin: bool = False
+    cors: bool = False
+    cors_max_age: int = 600
+    token_refresh: bool = False
+    token_leeway: float = 5.0
+    max_connections_per_room: int | None = 10_000
+    max_connections_per_address: int | None = 1_000
+    handshake_rate: float | None = 20.0
+    handshake_burst: int = 200
+    max_messages_per_second: float | None = 200.0
+    message_burst: int = 1_000
+    message_rate_action: Literal["close", "drop"] = "close"
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    max_tracked_addresses: int = 65_536
+    limit_loopback: bool = False
+    redis_url: str | None = None
+    redis_lease: float = 5.0
+    redis_prefix: str = "partydeco"
 
     def __post_init__(self) -> None:
         if self.storage is not None and not isinstance(self.storage, (str, os.PathLike)):
@@ -53,9 +165,60 @@ class Config:
         retries = self.alarm_max_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"alarm_max_retries must be a non-negative int, not {retries!r}")
+        if self.redis_url is not None and not isinstance(self.redis_url, str):
+            raise ValueError(f"redis_url must be a URL string, not {self.redis_url!r}")
+        if not isinstance(self.redis_prefix, str) or not self.redis_prefix:
+            raise ValueError(f"redis_prefix must be a non-empty string, not {self.redis_prefix!r}")
+        for name in ("require_origin", "cors", "token_refresh", "limit_loopback"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        if not _is_number(self.token_leeway) or self.token_leeway < 0:
+            leeway = self.token_leeway
+            raise ValueError(f"token_leeway must be a non-negative number, not {leeway!r}")
+        for name in (
+            "max_connections_per_room",
+            "max_connections_per_address",
+            "handshake_rate",
+            "max_messages_per_second",
+        ):
+            value = getattr(self, name)
+            if value is not None and (not _is_number(value) or value <= 0):
+                raise ValueError(f"{name} must be a positive number or None, not {value!r}")
+        if self.message_rate_action not in ("close", "drop"):
+            raise ValueError(
+                f"message_rate_action must be 'close' or 'drop', not {self.message_rate_action!r}"
+            )
+        if self.allowed_origins is not None:
+            origins = _strings("allowed_origins", self.allowed_origins)
+            from .origins import OriginPolicy
+
+            OriginPolicy(origins)  # raises ValueError naming a malformed entry
+            object.__setattr__(self, "allowed_origins", origins)
+        proxies = _strings("trusted_proxies", self.trusted_proxies)
+        for entry in proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies entries must be IP addresses or CIDR networks, not {entry!r}"
+                ) from None
+        object.__setattr__(self, "trusted_proxies", proxies)
         for field in fields(self):
-            if field.name in ("storage", "alarm_max_retries"):
+            if field.name in _SPECIAL:
                 continue
             value = getattr(self, field.name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            if not _is_number(value) or value <= 0:
                 raise ValueError(f"{field.name} must be a positive number, not {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _strings(name: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{name} must be a list of strings, not {value!r}")
+    items = tuple(value)
+    if not all(isinstance(item, str) for item in items):
+        raise ValueError(f"{name} must be a list of strings, not {value!r}")
+    return items

@@ -6,7 +6,7 @@ Every error partydeco raises derives from :class:`PartydecoError`, so
 
 from __future__ import annotations
 
-__all__ = ["PartydecoError", "SetupError", "StateTooLarge"]
+__all__ = ["BackplaneUnavailable", "PartydecoError", "SetupError", "StateTooLarge"]
 
 
 class PartydecoError(Exception):
@@ -31,3 +31,11 @@ class StateTooLarge(PartydecoError, ValueError):
         super().__init__(
             f"connection state is {size} bytes once encoded as JSON; the limit is {limit} bytes"
         )
+
+
+class BackplaneUnavailable(PartydecoError):
+    """The cluster backplane (Redis) cannot be reached, so a room cannot be served.
+
+    New WebSocket handshakes and HTTP requests get ``503`` with this message;
+    established sockets are closed with 1012 (service restart) so clients reconnect.
+    """

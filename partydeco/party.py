@@ -70,6 +70,26 @@ class Party:
 
         return default_app()
 
+    def configure(self, **options: Any) -> None:
+        """Set security options for this party only, over the app's.
+
+        The per-party options are ``allowed_origins``, ``require_origin``,
+        ``cors``, ``cors_max_age``, ``token_refresh``, ``token_leeway``,
+        ``max_connections_per_room``, ``max_messages_per_second``,
+        ``message_burst`` and ``message_rate_action`` (see
+        :class:`~partydeco.Config`). Limits per client address and
+        ``trusted_proxies`` are process-wide: pass them to ``App()``.
+
+        Example::
+
+            api = Party("api")
+            api.configure(cors=True, allowed_origins=["https://app.example.com"])
+
+        Raises:
+            ValueError: an option is unknown, process-wide, or has a bad value.
+        """
+        self.app.configure_party(self.name, **options)
+
     def before_connect(self, f: BeforeHookT) -> BeforeHookT:
         """Register ``f(request, lobby)``, run before a WebSocket reaches the room.
 

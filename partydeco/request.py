@@ -5,13 +5,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Awaitable, Callable, Mapping
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import msgspec
 from werkzeug.datastructures import Headers, MultiDict
 
 from .errors import PartydecoError
+
+if TYPE_CHECKING:
+    from .expiry import Refresher
 
 __all__ = ["BodyTooLarge", "Request"]
 
@@ -40,8 +43,18 @@ class Request:
         raw_path: the URL path as sent, still percent-encoded.
         query_string: the raw query string.
         scheme: ``http``, ``https``, ``ws`` or ``wss``.
-        remote_addr: the client's address, if the server knows it.
+        remote_addr: the client's address, if the server knows it (behind a
+            trusted proxy, the address the proxy reports; see ``trusted_proxies``).
         is_websocket: whether this is a WebSocket upgrade.
+        expires_at: when the credentials of this request expire, in seconds
+            since the epoch (a JWT's ``exp``), or ``None``. A ``before_connect``
+            hook sets it (the ready-made ``partydeco.auth`` hooks do); the socket
+            is then closed with 3005 once it passes, unless refreshed. Only server
+            code can set it: no header or parameter maps to it.
+        token_refresher: ``await token_refresher(token) -> expires_at`` checks a
+            token sent over the open socket to extend :attr:`expires_at` (see
+            ``token_refresh``); it raises to refuse the token. Set by the hook that
+            set ``expires_at``.
     """
 
     __slots__ = (
@@ -53,6 +66,7 @@ class Request:
         "_max_body",
         "_raw_headers",
         "_receive",
+        "expires_at",
         "is_websocket",
         "method",
         "path",
@@ -60,6 +74,7 @@ class Request:
         "raw_path",
         "remote_addr",
         "scheme",
+        "token_refresher",
     )
 
     def __init__(
@@ -92,6 +107,8 @@ class Request:
         self._receive = receive
         self._max_body = max_body_size
         self._host: str | None = None
+        self.expires_at: float | None = None
+        self.token_refresher: Refresher | None = None
 
     @classmethod
     def from_scope(

@@ -204,9 +204,18 @@ class Room:
             outbox,
             state_limit=self.config.state_limit,
         )
-        dispatch = self._dispatch
-        ctx = ConnectContext(request)
         await outbox.accept()
+        await self._attach(conn, ConnectContext(request))
+        return conn
+
+    async def _attach(self, conn: Connection, ctx: ConnectContext) -> None:
+        """Run ``connection_tags`` and ``on_connect`` for an accepted socket.
+
+        Separate from :meth:`connect` so a backplane can attach a socket that
+        was accepted elsewhere (a relayed or re-attached connection).
+        """
+        dispatch = self._dispatch
+        outbox = conn._outbox
         try:
             if not dispatch.on_connect and not dispatch.on_message:
                 raise PartydecoError(
@@ -222,7 +231,6 @@ class Room:
         except Exception as exc:
             logger.exception("error while connecting %r to %r", conn.id, self)
             outbox.close(INTERNAL_ERROR, _reason(exc))
-        return conn
 
     async def _tags(self, conn: Connection, ctx: ConnectContext) -> tuple[str, ...]:
         tags = [conn.id]

@@ -146,11 +146,12 @@ def run(
         return
     if not hasattr(os, "fork"):
         raise RuntimeError("workers > 1 needs os.fork (Linux or macOS)")
-    logger.warning(
-        "serving with %d worker processes: each holds its own rooms, so clients of "
-        "one room may land in different processes",
-        workers,
-    )
+    if not app.redis_url:
+        logger.warning(
+            "serving with %d worker processes: each holds its own rooms, so clients of "
+            "one room may land in different processes (set PARTYDECO_REDIS_URL)",
+            workers,
+        )
     sockets = config.create_sockets()
     children = []
     for _ in range(workers):

@@ -1,4 +1,4 @@
-"""Storage semantics, run against every backend (memory and SQLite)."""
+"""Storage semantics, run against every backend (memory, SQLite and Redis)."""
 
 from __future__ import annotations
 
@@ -31,11 +31,16 @@ from partydeco.storage import (
 )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorageBackend]:
     made: StorageBackend
     if request.param == "memory":
         made = MemoryStorage()
+    elif request.param == "redis":
+        from partydeco.storage.redis import RedisStorage
+
+        server = request.getfixturevalue("redis_server")
+        made = RedisStorage(server.url, prefix=request.getfixturevalue("redis_prefix"))
     else:
         made = SqliteStorage(tmp_path / "data" / "storage.db")
     async with made:

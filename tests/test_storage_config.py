@@ -36,7 +36,7 @@ def test_sqlite_urls(tmp_path: Path) -> None:
         ("sqlite://", "no file path"),
         ("sqlite:///x.db?journal=off", "unknown option"),
         ("sqlite:///x.db?synchronous=off", "full or normal"),
-        ("redis://localhost", "no storage backend for redis://"),
+        ("mongodb://localhost", "no storage backend for mongodb://"),
         ("memory://somewhere", "just 'memory://'"),
         ("", "empty"),
     ],
@@ -44,6 +44,14 @@ def test_sqlite_urls(tmp_path: Path) -> None:
 def test_bad_urls_say_what_is_wrong(url: str, message: str) -> None:
     with pytest.raises(StorageConfigError, match=message):
         open_storage(url)
+
+
+def test_redis_url_names_the_redis_backend() -> None:
+    from partydeco.storage.redis import RedisStorage
+
+    backend = open_storage("redis://127.0.0.1:1/0")  # nothing connects before first use
+    assert isinstance(backend, RedisStorage)
+    assert backend.url == "redis://127.0.0.1:1/0"
 
 
 def test_paths(tmp_path: Path) -> None:

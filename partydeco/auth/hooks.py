@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from partydeco.expiry import Refresher
 from partydeco.request import Request
 from partydeco.response import Response
 from partydeco.room import Lobby
@@ -118,9 +120,32 @@ def _make_hook(
             return Response("Internal Server Error", status=500)
         for name, value in values.items():
             request.headers[name] = value
+        request.expires_at = _expiry(claims)
+        request.token_refresher = _refresher(verifier, claims.get("sub"))
         return request
 
     return hook
+
+
+def _expiry(claims: Mapping[str, Any]) -> float | None:
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+        return None
+    return float(exp)
+
+
+def _refresher(verifier: TokenVerifier, subject: Any) -> Refresher:
+    """Check a token sent over the open socket: valid for *verifier*, same ``sub``."""
+
+    async def refresh(token: str) -> float | None:
+        if not isinstance(token, str) or not token:
+            raise InvalidToken("no token")
+        claims = await verifier.verify(token)
+        if claims.get("sub") != subject:
+            raise InvalidToken("token is for a different subject")
+        return _expiry(claims)
+
+    return refresh
 
 
 def _query_reader(param: str | None, header: bool) -> Callable[[Request], str | None]:
@@ -151,6 +176,11 @@ def before_connect_hook(
     from its claim and the request is returned; otherwise the handshake is
     refused with 401 (503 when keys are unavailable). Headers named in
     ``forward`` that the client sent are always removed.
+
+    The hook also sets ``request.expires_at`` from the ``exp`` claim, so the
+    socket is closed with 3005 when the token expires, and
+    ``request.token_refresher``, which accepts a new token over the open socket
+    (with ``token_refresh=True``) if it verifies and has the same ``sub``.
 
     Example::
 

@@ -9,11 +9,12 @@ Accepted forms:
   for speed.
 - a plain path: a name ending in ``.db``, ``.sqlite`` or ``.sqlite3`` is the SQLite
   file; anything else is a data directory holding ``storage.db``.
+- ``"redis://host:6379/0"`` (or ``rediss://``): :class:`~partydeco.storage.redis.RedisStorage`,
+  which needs the ``redis`` package (``pip install partydeco[redis]``).
 - ``None``: the ``PARTYDECO_STORAGE`` environment variable if set, else
   ``.partydeco/storage.db`` under the working directory.
 
-Other schemes (``redis://`` …) are registered by their modules with
-:func:`register_backend`.
+Other schemes are registered with :func:`register_backend`.
 """
 
 from __future__ import annotations
@@ -79,7 +80,15 @@ def _memory_from_url(url: str) -> StorageBackend:
     return MemoryStorage()
 
 
+def _redis_from_url(url: str) -> StorageBackend:
+    from partydeco.storage.redis import RedisStorage
+
+    return RedisStorage(url)
+
+
 register_backend("sqlite", _sqlite_from_url)
+register_backend("redis", _redis_from_url)
+register_backend("rediss", _redis_from_url)
 register_backend("memory", _memory_from_url)
 
 

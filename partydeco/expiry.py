@@ -1,0 +1,125 @@
+"""Tokens that expire while the socket is open, and refreshing them in place.
+
+A ``before_connect`` hook that authenticated the client sets
+``request.expires_at`` (seconds since the epoch, a JWT's ``exp``); the ready-made
+``partydeco.auth`` hooks do. partydeco then arms one timer for the connection
+(a single ``loop.call_at``, cancelled when the socket closes); when it fires,
+``token_leeway`` seconds after the expiry, the socket is closed with
+:data:`TOKEN_EXPIRED`. That code is outside 4000-4999 and is not 1008, so
+clients (partysocket, :class:`partydeco.client.PartySocket`) reconnect, and
+their ``query`` function supplies a fresh token.
+
+With ``token_refresh=True`` a client can instead send a new token over the
+open socket, as one text frame::
+
+    {"type":"partydeco.refresh","token":"<jwt>"}
+
+It is a JSON object whose ``type`` is ``"partydeco.refresh"``, with that
+string within its first 64 characters (put ``type`` first, as
+``JSON.stringify({type: "partydeco.refresh", token})`` does). It never reaches
+``on_message``; frames that are not such an object go to ``on_message`` as
+usual. The token is checked by ``request.token_refresher`` (the
+ready-made hooks set one that verifies it like the first and requires the same
+``sub``), and the client gets one of::
+
+    {"type":"partydeco.refreshed","expires_at":1767225600}
+    {"type":"partydeco.refresh_error","error":"invalid_token","detail":"token expired"}
+
+``error`` is ``invalid_token`` (``detail`` says why), ``malformed`` (no
+``token`` string) or ``unavailable`` (the keys could not be fetched). A
+refused refresh leaves the connection and its old expiry as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeGuard
+
+import msgspec
+
+from .closecodes import TOKEN_EXPIRED
+from .codec import encode_frame
+
+if TYPE_CHECKING:
+    from .limits import Admission
+    from .outbox import Outbox
+
+__all__ = ["REFRESH_MARK", "TOKEN_EXPIRED", "Refresher", "arm", "maybe_refresh", "refresh"]
+
+logger = logging.getLogger("partydeco")
+
+#: What a refresh frame holds within its first 64 characters.
+REFRESH_MARK = '"partydeco.refresh"'
+
+#: ``await refresher(token)`` checks a new token for the same client and returns its
+#: expiry (seconds since the epoch, or ``None`` for none); it raises to refuse it.
+Refresher = Callable[[str], Awaitable[float | None]]
+
+
+class _RefreshFrame(msgspec.Struct):
+    type: str
+    token: object = None
+
+
+_decoder = msgspec.json.Decoder(_RefreshFrame)
+
+
+def arm(outbox: Outbox, admission: Admission, expires_at: float | None, leeway: float) -> None:
+    """(Re)arm the connection's expiry timer; ``None`` disarms it."""
+    if admission.timer is not None:
+        admission.timer.cancel()
+        admission.timer = None
+    if expires_at is None:
+        return
+    loop = asyncio.get_running_loop()
+    when = loop.time() + (expires_at + leeway - time.time())
+    admission.timer = loop.call_at(when, outbox.close, TOKEN_EXPIRED, "token expired")
+
+
+def maybe_refresh(data: str | bytes) -> TypeGuard[str]:
+    """Whether a frame may be a refresh frame (cheap: no parsing, no allocation)."""
+    return type(data) is str and data.find(REFRESH_MARK, 0, 64) >= 0
+
+
+async def refresh(
+    data: str, refresher: Refresher, outbox: Outbox, admission: Admission, leeway: float
+) -> bool:
+    """Handle a frame that :func:`maybe_refresh`: if it is a refresh frame, verify the
+    token, re-arm the timer, answer the client and return True; else return False."""
+    try:
+        frame = _decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False
+    if frame.type != "partydeco.refresh":
+        return False
+    token = frame.token
+    if not isinstance(token, str) or not token:
+        outbox.put(_error("malformed", 'expected {"type":"partydeco.refresh","token":"..."}'))
+        return True
+    try:
+        expires_at = await refresher(token)
+    except Exception as exc:
+        outbox.put(_refusal(exc))
+        return True
+    arm(outbox, admission, expires_at, leeway)
+    outbox.put(encode_frame({"type": "partydeco.refreshed", "expires_at": expires_at}))
+    return True
+
+
+def _refusal(exc: Exception) -> str | bytes:
+    from .auth.errors import InvalidToken  # the auth package builds on this module's callers
+
+    if isinstance(exc, InvalidToken):
+        if exc.status != 401:
+            return _error("unavailable", exc.reason)
+        return _error("invalid_token", exc.reason)
+    # never echo an arbitrary exception: it could hold internals (or the token)
+    logger.error("token refresher failed: %s", type(exc).__name__)
+    return _error("unavailable", "token could not be checked")
+
+
+def _error(error: str, detail: str) -> str | bytes:
+    return encode_frame({"type": "partydeco.refresh_error", "error": error, "detail": detail})
