@@ -263,9 +263,6 @@ async def _serve_websocket(
             await _deny(scope, send, Response("Internal Server Error", 500))
             return
         raise
-    # The socket may stay open for hours: keep no reference to its upgrade request.
-    del request, forwarded
-
     finished = asyncio.Event()
     app.sockets[outbox] = finished
     code, reason = ABNORMAL, ""
@@ -274,6 +271,8 @@ async def _serve_websocket(
     if forwarded.expires_at is not None:
         expiry.arm(outbox, admission, forwarded.expires_at, leeway)
     refresher = forwarded.token_refresher if config.token_refresh else None
+    # The socket may stay open for hours: keep no reference to its upgrade request.
+    del request, forwarded
     # the message-rate token bucket: two floats, touched only when the limit is on
     rate = config.max_messages_per_second
     burst = float(config.message_burst)
