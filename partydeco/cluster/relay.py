@@ -152,7 +152,7 @@ class RelayOutbox(Outbox):
         self._publisher.post(self.edge, Accept(self.sock), force=True)
         self.accepted = True
 
-    def put(self, frame: str | bytes) -> None:
+    def put(self, frame: str | bytes, event: dict[str, Any] | None = None) -> None:
         """Send one frame; if the relay FIFO is full the socket is closed with 1013."""
         if self.closing:
             return
