@@ -61,8 +61,12 @@ async def open_socket(
     head = await reader.readuntil(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 101"):
         raise RuntimeError(f"handshake refused: {head[:40]!r}")
-    _, length = await reader.readexactly(2)
-    if await reader.readexactly(length & 0x7F) != b"hello":
+    while True:  # skip pings
+        first, length = await reader.readexactly(2)
+        payload = await reader.readexactly(length & 0x7F)
+        if first & 0x0F != 9:
+            break
+    if payload != b"hello":
         raise RuntimeError("no hello")
     return reader, writer
 
