@@ -65,8 +65,8 @@ async def test_unknown_kid_after_cooldown_refetches_once() -> None:
     async with StubServer() as server:
         server.route(JWKS_PATH, StubResponse.json(jwks(K_RSA)))
         verifier = remote_verifier(server, cooldown=0.2)
+        started = time.monotonic()  # before the first fetch, which starts the cooldown
         assert await verifier.verify(mint(K_RSA))
-        started = time.monotonic()
 
         async def refetched() -> bool:
             token = mint(K_RSA, kid=secrets.token_hex(8))
