@@ -59,6 +59,10 @@ async def _resume(coro: Coroutine[Any, Any, Any], blocked: Any) -> None:
             return
 
 
+async def _wait_for(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
 class Outbox:
     """The outgoing frames of one WebSocket: written at once, queued while a write waits.
 
@@ -141,8 +145,11 @@ class Outbox:
 
     def _write_now(self, event: dict[str, Any]) -> None:
         coro = self._send(event)
+        if not hasattr(coro, "send"):  # a server whose send returns a future, not a coroutine
+            self._start_writer(_wait_for(coro), None)
+            return
         try:
-            blocked = coro.send(None)  # type: ignore[attr-defined]
+            blocked = coro.send(None)
         except StopIteration:
             return
         except Exception as exc:

@@ -233,3 +233,23 @@ def test_the_url_is_built_from_the_raw_host_header_and_follows_hook_changes() ->
     changed = Request("GET", "/p", headers=list(raw))
     changed.headers["Host"] = "other.example"
     assert changed.url == "http://other.example/p"
+
+
+async def test_a_send_that_returns_a_future_still_delivers_in_order() -> None:
+    loop = asyncio.get_running_loop()
+    sent: list[dict[str, Any]] = []
+
+    def send(message: dict[str, Any]) -> asyncio.Future[None]:
+        sent.append(message)
+        done: asyncio.Future[None] = loop.create_future()
+        loop.call_soon(done.set_result, None)
+        return done
+
+    box = Outbox(send, max_messages=10, max_bytes=1000, close_timeout=1)
+    await box.accept()
+    for text in ("a", "b", "c"):
+        box.put(text)
+    box.close()
+    await eventually(lambda: sent and sent[-1]["type"] == "websocket.close")
+    assert [m.get("text") for m in sent[1:-1]] == ["a", "b", "c"]
+    box.finish()
