@@ -318,31 +318,25 @@ def report(
             low, high = (min(spread), max(spread)) if spread else (0, 0)
             row.append(f"{best / base.best['rate']:.2f} [{low:.2f}-{high:.2f}]")
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Latency p50 / p99 in the best round (ms):", ""]
-    lines += ["| workload | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for scenario in scenarios:
-        row = [scenario]
-        for name in names:
-            cell = cells.get((scenario, name))
-            if cell is None:
-                row.append("-")
-            else:
-                best = cell.best
-                row.append(f"{fmt_ms(best.get('p50_ms'))} / {fmt_ms(best.get('p99_ms'))}")
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Absolute rates (best round) and CPU (server avg over the run / loadgen):", ""]
-    lines += ["| workload | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for scenario in scenarios:
-        row = [scenario]
-        for name in names:
-            cell = cells.get((scenario, name))
-            if cell is None:
-                row.append("-")
-            else:
-                best = cell.best
-                cpu = f"{best['server_cpu_avg']:.2f}/{best.get('lg_cpu') or 0:.2f}"
-                row.append(f"{best['rate']:,.0f}/s ({cpu})")
-        lines.append("| " + " | ".join(row) + " |")
+    def latency(best: dict[str, Any]) -> str:
+        return f"{fmt_ms(best.get('p50_ms'))} / {fmt_ms(best.get('p99_ms'))}"
+
+    def rate_and_cpu(best: dict[str, Any]) -> str:
+        cpu = f"{best['server_cpu_avg']:.2f}/{best.get('lg_cpu') or 0:.2f}"
+        return f"{best['rate']:,.0f}/s ({cpu})"
+
+    for title, show in (
+        ("Latency p50 / p99 in the best round (ms):", latency),
+        ("Absolute rates (best round) and CPU (server avg over the run / loadgen):", rate_and_cpu),
+    ):
+        lines += ["", title, ""]
+        lines += ["| workload | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for scenario in scenarios:
+            row = [scenario]
+            for name in names:
+                cell = cells.get((scenario, name))
+                row.append("-" if cell is None else show(cell.best))
+            lines.append("| " + " | ".join(row) + " |")
     rows = []
     for label, scenario, name, ref, goal in TARGETS:
         spread = ratios(cells, scenario, name, ref)
