@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from .helpers import ROOT, free_port, start_process
 
@@ -140,5 +140,30 @@ async def test_runs_under_uvicorn() -> None:
         async with httpx.AsyncClient() as client:
             r = await client.get(f"http://{server.base}/parties/main/lobby")
         assert r.json() == {"room": "lobby", "connections": 0}
+    finally:
+        server.stop()
+
+
+async def test_runs_under_the_hypercorn_cli() -> None:
+    port = free_port()
+    server = start_process(
+        ["-m", "hypercorn", "app:party", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "1"],
+        port=port,
+        env={"TOKEN": "secret"},
+        cwd=ROOT / "examples" / "quickstart",
+    )
+    try:
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(f"ws://{server.base}/parties/main/lobby?token=no"):
+                pass
+        assert info.value.response.status_code == 401
+        async with connect(f"ws://{server.base}/parties/main/lobby?token=secret") as ws:
+            assert await ws.recv() == "Hello alice from party!"
+            server.popen.terminate()
+            # Hypercorn's CLI cancels connections after its graceful timeout;
+            # partydeco then closes each socket with 1001.
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     finally:
         server.stop()
