@@ -24,14 +24,31 @@ from .helpers import Process, eventually, free_port, serve, start_process
 from .redis_server import RedisServer
 
 
-def start_node(redis: RedisServer, prefix: str, *, lease: float = 5.0, workers: int = 1) -> Process:
-    """One ``partydeco serve`` process (with *workers* workers) on the cluster."""
+def start_node(
+    redis: RedisServer,
+    prefix: str,
+    *,
+    lease: float = 5.0,
+    workers: int = 1,
+    runner: str = "partydeco",
+) -> Process:
+    """One server process (with *workers* workers) on the cluster.
+
+    *runner* ``"partydeco"`` runs ``partydeco serve --redis URL``; ``"hypercorn"``
+    runs Hypercorn's own CLI with ``PARTYDECO_REDIS_URL`` in the environment.
+    """
     port = free_port()
-    args = ["-m", "partydeco", "serve", "tests/cluster_app.py", "--port", str(port)]
-    args += ["--redis", redis.url]
-    if workers > 1:
+    env = {"LEASE": str(lease), "REDIS_PREFIX": prefix}
+    if runner == "hypercorn":
+        args = ["-m", "hypercorn", "tests.cluster_app:app", "--bind", f"127.0.0.1:{port}"]
         args += ["--workers", str(workers)]
-    return start_process(args, port=port, env={"LEASE": str(lease), "REDIS_PREFIX": prefix})
+        env["PARTYDECO_REDIS_URL"] = redis.url
+    else:
+        args = ["-m", "partydeco", "serve", "tests/cluster_app.py", "--port", str(port)]
+        args += ["--redis", redis.url]
+        if workers > 1:
+            args += ["--workers", str(workers)]
+    return start_process(args, port=port, env=env)
 
 
 @pytest.fixture
@@ -107,10 +124,11 @@ async def test_two_processes_share_one_room_in_order(
     assert refused.value.response.status_code == 401
 
 
+@pytest.mark.parametrize("runner", ["partydeco", "hypercorn"])
 async def test_workers_2_behave_as_one_room(
-    redis_server: RedisServer, redis_prefix: str, nodes: list[Process]
+    redis_server: RedisServer, redis_prefix: str, nodes: list[Process], runner: str
 ) -> None:
-    server = start_node(redis_server, redis_prefix, workers=2)
+    server = start_node(redis_server, redis_prefix, workers=2, runner=runner)
     nodes.append(server)
     workers: set[int] = set()
     deadline = time.monotonic() + 10
@@ -301,9 +319,10 @@ async def test_redis_restart_closes_with_1012_answers_503_then_recovers(
             assert time.monotonic() < deadline, "service did not resume after Redis came back"
             await asyncio.sleep(0.05)
         assert (await http(a)).json()["k"] == "committed"
-        async with connect(f"ws://{b}/parties/main/r?_pk=alice") as alice2, connect(
-            f"ws://{a}/parties/main/r?_pk=bob"
-        ) as bob2:
+        async with (
+            connect(f"ws://{b}/parties/main/r?_pk=alice") as alice2,
+            connect(f"ws://{a}/parties/main/r?_pk=bob") as bob2,
+        ):
             owner = (await recv(alice2))[len("hello from ") :]
             assert await recv(bob2) == f"hello from {owner}"
             await alice2.send("again")
