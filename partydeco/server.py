@@ -97,13 +97,17 @@ def _signal_trigger() -> Callable[[], Awaitable[Any]]:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: App, host: str = "127.0.0.1", **options: Any) -> AsyncIterator[str]:
-    """Serve *app* on a free port in this event loop; yields ``"host:port"``.
+async def serving(
+    app: App, host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> AsyncIterator[str]:
+    """Serve *app* in this event loop; yields ``"host:port"``.
 
-    The port is bound before this yields, so clients can connect at once.
-    Leaving the block shuts the server down gracefully. Meant for tests.
+    *port* 0 (the default) picks a free port; a fixed port lets a test restart a
+    server where its clients expect it. The port is bound before this yields,
+    so clients can connect at once. Leaving the block shuts the server down
+    gracefully. Meant for tests.
     """
-    config = hypercorn_config(app, host, 0, **options)
+    config = hypercorn_config(app, host, port, **options)
     sockets = config.create_sockets()
     for sock in sockets.insecure_sockets:
         sock.listen(config.backlog)  # accept at once; Hypercorn listens only later

@@ -209,19 +209,7 @@ async def running(
 @contextlib.asynccontextmanager
 async def serve_app_on(app: Any, port: int) -> AsyncIterator[str]:
     """Serve a partydeco ``App`` on a fixed loopback port (so a test can restart it there)."""
-    from partydeco.server import hypercorn_config
-    from partydeco.server import serve as serve_partydeco
+    from partydeco.server import serving
 
-    config = hypercorn_config(app, "127.0.0.1", port, websocket_ping_interval=None)
-    sockets = config.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(config.backlog)  # accept connections into the backlog at once
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        serve_partydeco(app, config, sockets=sockets, shutdown_trigger=stop.wait)
-    )
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop.set()
-        await task
+    async with serving(app, port=port, websocket_ping_interval=None) as base:
+        yield base

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from partydeco import App, Party, Request, auth
 from partydeco.client import Backoff, PartySocket
 from tests.helpers import serve
-from tests.security_kit import Seen, open_ws
+from tests.security_kit import Seen, echo_app, open_ws
 
 SECRET = "expiry-tests-secret-0123456789abcdef-0123456789"
 
@@ -32,25 +32,10 @@ def exp_of(jwt: str) -> int:
 
 
 def auth_app(seen: Seen, **options: Any) -> App:
-    app = App(storage="memory://", token_leeway=0, **options)
-    room = Party("main", app)
+    """The echo app of ``security_kit``, its sockets authenticated with HS256 JWTs."""
+    app = echo_app(seen, token_leeway=0, **options)
     verifier = auth.JWTVerifier.from_secret(SECRET, leeway=0)
-    room.before_connect(auth.before_connect_hook(verifier))
-
-    @room.on_connect
-    async def hello(conn: Any, ctx: Any) -> None:
-        conn.send("hello")
-
-    @room.on_message
-    async def echo(message: str | bytes, conn: Any) -> None:
-        seen.messages.append(message)
-        conn.send(message)
-
-    @room.on_close
-    async def closed(conn: Any, code: int, reason: str) -> None:
-        seen.closes.append((code, reason))
-        seen.closed.set()
-
+    app.party("main").before_connect(auth.before_connect_hook(verifier))
     return app
 
 
