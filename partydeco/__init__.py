@@ -11,19 +11,34 @@ from . import closecodes
 from .app import App, default_app
 from .config import Config
 from .connection import ConnectContext, Connection
-from .errors import PartydecoError, SetupError, StateTooLarge
+from .errors import (
+    BodyTooLarge,
+    BodyTooLargeError,
+    ConnectionClosedError,
+    HandshakeRefusedError,
+    InvalidMessage,
+    InvalidMessageError,
+    PartydecoError,
+    SetupError,
+    StateTooLarge,
+    StateTooLargeError,
+)
 from .party import Party, party
-from .request import BodyTooLarge, Request
+from .request import Request
 from .response import Response
-from .room import InvalidMessage, Lobby, Room
+from .room import Lobby, Room
 
 __all__ = [
     "App",
     "BodyTooLarge",
+    "BodyTooLargeError",
     "Config",
     "ConnectContext",
     "Connection",
+    "ConnectionClosedError",
+    "HandshakeRefusedError",
     "InvalidMessage",
+    "InvalidMessageError",
     "Lobby",
     "Party",
     "PartydecoError",
@@ -32,6 +47,7 @@ __all__ = [
     "Room",
     "SetupError",
     "StateTooLarge",
+    "StateTooLargeError",
     "closecodes",
     "default_app",
     "party",

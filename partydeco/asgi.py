@@ -19,11 +19,11 @@ from werkzeug.exceptions import HTTPException
 
 from . import expiry, routing
 from .closecodes import ABNORMAL, GOING_AWAY, MESSAGE_TOO_BIG, NO_STATUS, POLICY_VIOLATION
-from .errors import BackplaneUnavailable
+from .errors import BackplaneUnavailableError, BodyTooLargeError
 from .limits import header
 from .origins import cors_preflight_headers
 from .outbox import Outbox
-from .request import BodyTooLarge, Request
+from .request import Request
 from .response import Response
 from .room import Lobby
 
@@ -155,7 +155,7 @@ async def handle_http(app: App, route: Route, scope: Scope, receive: Receive, se
                 response = forwarded
             else:
                 response = await app.backplane.room(route.party, route.room).request(forwarded)
-        except BodyTooLarge as exc:
+        except BodyTooLargeError as exc:
             response = Response(str(exc), 413)
     await send_response(send, response, head=scope.get("method") == "HEAD", extra=extra)
 
@@ -252,7 +252,7 @@ async def _serve_websocket(
     room = app.backplane.room(route.party, route.room)
     try:
         conn = await room.connect(forwarded, outbox)
-    except BackplaneUnavailable as exc:
+    except BackplaneUnavailableError as exc:
         if not outbox.accepted:
             await _deny(scope, send, Response(str(exc), 503))
             return

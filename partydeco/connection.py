@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .codec import encode_frame
-from .errors import StateTooLarge
+from .errors import StateTooLargeError
 
 if TYPE_CHECKING:
     from .outbox import Outbox
@@ -78,7 +78,7 @@ class Connection:
         as the connection; use room storage for what must last.
 
         Raises:
-            StateTooLarge: the state is over the cap (2 KB by default) once
+            StateTooLargeError: the state is over the cap (2 KB by default) once
                 encoded as JSON; the old state is kept.
             TypeError: msgspec cannot encode the value.
         """
@@ -88,7 +88,7 @@ class Connection:
         except (TypeError, msgspec.EncodeError) as exc:
             raise TypeError(f"connection state must be encodable as JSON: {exc}") from None
         if size > self._state_limit:
-            raise StateTooLarge(size, self._state_limit)
+            raise StateTooLargeError(size, self._state_limit)
         self._state = new
         return new
 

@@ -1,12 +1,29 @@
-"""The exceptions partydeco raises.
+"""The exceptions of partydeco's core.
 
 Every error partydeco raises derives from :class:`PartydecoError`, so
-``except PartydecoError`` catches all of them.
+``except PartydecoError`` catches all of them, and every error's name ends in
+``Error``. The errors of a subpackage live beside it (:mod:`partydeco.auth`,
+:mod:`partydeco.storage`, :mod:`partydeco.client`) and derive from the same base.
+
+The names used before 0.2 (``StateTooLarge``, ``BodyTooLarge``,
+``InvalidMessage``, ``BackplaneUnavailable``, ``SocketClosed``,
+``ClosedByAppError``) remain as aliases of the same classes.
 """
 
 from __future__ import annotations
 
-__all__ = ["BackplaneUnavailable", "PartydecoError", "SetupError", "StateTooLarge"]
+from collections.abc import Sequence
+
+__all__ = [
+    "BackplaneUnavailableError",
+    "BodyTooLargeError",
+    "ConnectionClosedError",
+    "HandshakeRefusedError",
+    "InvalidMessageError",
+    "PartydecoError",
+    "SetupError",
+    "StateTooLargeError",
+]
 
 
 class PartydecoError(Exception):
@@ -17,7 +34,7 @@ class SetupError(PartydecoError, RuntimeError):
     """The app was configured wrongly, or too late (after it started serving)."""
 
 
-class StateTooLarge(PartydecoError, ValueError):
+class StateTooLargeError(PartydecoError, ValueError):
     """``Connection.set_state`` was given a value whose encoding is over the cap.
 
     Attributes:
@@ -33,9 +50,90 @@ class StateTooLarge(PartydecoError, ValueError):
         )
 
 
-class BackplaneUnavailable(PartydecoError):
+class BodyTooLargeError(PartydecoError, ValueError):
+    """An HTTP request body was larger than the app's ``max_body_size``.
+
+    Attributes:
+        limit: the cap in bytes.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"request body is larger than {limit} bytes")
+
+
+class InvalidMessageError(PartydecoError, ValueError):
+    """A frame did not decode into the type an ``on_message`` handler declares.
+
+    The handler is not called; the sender gets a JSON text frame
+    ``{"error": "invalid_message", "detail": "..."}`` and ``on_error`` is told.
+    """
+
+
+class BackplaneUnavailableError(PartydecoError):
     """The cluster backplane (Redis) cannot be reached, so a room cannot be served.
 
     New WebSocket handshakes and HTTP requests get ``503`` with this message;
     established sockets are closed with 1012 (service restart) so clients reconnect.
     """
+
+
+class ConnectionClosedError(PartydecoError):
+    """A WebSocket connection is closed, so it cannot send or receive any more.
+
+    Raised wherever partydeco hands out a connection: by an in-process room socket
+    (``room.parties[...].get(...).socket()``), by
+    :class:`partydeco.testing.TestConnection`, and by
+    :class:`partydeco.client.PartySocket`.
+
+    Attributes:
+        code: the WebSocket close code.
+        reason: the close reason.
+    """
+
+    def __init__(self, code: int, reason: str = "", message: str | None = None) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(message or f"connection closed with {code} {reason}".rstrip())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code}, reason={self.reason!r})"
+
+
+class HandshakeRefusedError(PartydecoError):
+    """The server refused a WebSocket handshake with an HTTP answer.
+
+    Attributes:
+        status: the HTTP status (403 when the server closed before accepting).
+        headers: the response headers, lower-cased names.
+        body: the response body.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        message: str | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = list(headers)
+        self.body = body
+        super().__init__(message or f"handshake refused with HTTP {status}: {body[:200]!r}")
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8."""
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, body={self.body[:200]!r})"
+
+
+# The names before 0.2.
+StateTooLarge = StateTooLargeError
+BodyTooLarge = BodyTooLargeError
+InvalidMessage = InvalidMessageError
+BackplaneUnavailable = BackplaneUnavailableError
+SocketClosed = ConnectionClosedError
+ClosedByAppError = ConnectionClosedError

@@ -110,9 +110,9 @@ async def refresh(
 
 
 def _refusal(exc: Exception) -> str | bytes:
-    from .auth.errors import InvalidToken  # the auth package builds on this module's callers
+    from .auth.errors import InvalidTokenError  # the auth package builds on this module's callers
 
-    if isinstance(exc, InvalidToken):
+    if isinstance(exc, InvalidTokenError):
         if exc.status != 401:
             return _error("unavailable", exc.reason)
         return _error("invalid_token", exc.reason)

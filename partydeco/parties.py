@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote
 
 from werkzeug.datastructures import Headers
 
-from .errors import PartydecoError
+from .errors import ConnectionClosedError, SocketClosed
 from .outbox import Outbox
 from .request import Request
 
@@ -30,20 +30,6 @@ __all__ = ["Parties", "PartyStub", "RoomSocket", "RoomStub", "SocketClosed"]
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]] | Headers
 
 _HOST = "localhost"
-
-
-class SocketClosed(PartydecoError):
-    """The room closed a :class:`RoomSocket`, or it was closed here.
-
-    Attributes:
-        code: the WebSocket close code.
-        reason: the close reason.
-    """
-
-    def __init__(self, code: int, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-        super().__init__(f"room socket closed with {code}" + (f": {reason}" if reason else ""))
 
 
 class Parties(Mapping[str, "PartyStub"]):
@@ -196,7 +182,7 @@ class RoomSocket:
             close_timeout=close_timeout,
         )
         self._conn: Connection | None = None
-        self._closed: SocketClosed | None = None
+        self._closed: ConnectionClosedError | None = None
         self.id = ""
 
     def __repr__(self) -> str:
@@ -223,7 +209,11 @@ class RoomSocket:
         await self._room.message(self._conn, message)
 
     async def recv(self) -> str | bytes:
-        """The next frame the room sent; raises :class:`SocketClosed` once it closed."""
+        """The next frame the room sent.
+
+        Raises:
+            ConnectionClosedError: the socket closed.
+        """
         while self._closed is None:
             message = await self._incoming.get()
             kind = message["type"]
@@ -240,7 +230,7 @@ class RoomSocket:
             await self._finish(code, reason)
 
     async def _finish(self, code: int, reason: str) -> None:
-        self._closed = SocketClosed(code, reason)
+        self._closed = ConnectionClosedError(code, reason)
         self._outbox.finish()
         if self._conn is not None:
             await self._room.disconnect(self._conn, code, reason)
@@ -252,7 +242,7 @@ class RoomSocket:
         while True:
             try:
                 yield await self.recv()
-            except SocketClosed:
+            except ConnectionClosedError:
                 return
 
     async def __aenter__(self) -> RoomSocket:

@@ -11,22 +11,15 @@ from urllib.parse import parse_qsl
 import msgspec
 from werkzeug.datastructures import Headers, MultiDict
 
-from .errors import PartydecoError
+from .errors import BodyTooLargeError
 
 if TYPE_CHECKING:
     from .expiry import Refresher
 
-__all__ = ["BodyTooLarge", "Request"]
+__all__ = ["Request"]
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
-
-class BodyTooLarge(PartydecoError, ValueError):
-    """An HTTP request body was larger than the app's ``max_body_size``."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"request body is larger than {limit} bytes")
 
 
 class Request:
@@ -186,7 +179,7 @@ class Request:
         """Read the whole request body (empty for a WebSocket upgrade).
 
         Raises:
-            BodyTooLarge: the body is larger than the app's ``max_body_size``;
+            BodyTooLargeError: the body is larger than the app's ``max_body_size``;
                 partydeco answers such requests with ``413``.
         """
         if self._body is None:
@@ -200,7 +193,7 @@ class Request:
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > self._max_body:
-                    raise BodyTooLarge(self._max_body)
+                    raise BodyTooLargeError(self._max_body)
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     break

@@ -15,9 +15,8 @@ from werkzeug.exceptions import HTTPException
 from .closecodes import INTERNAL_ERROR
 from .codec import encode_frame
 from .connection import ConnectContext, Connection
-from .errors import PartydecoError, SetupError
+from .errors import BodyTooLargeError, InvalidMessageError, PartydecoError, SetupError
 from .outbox import send_event
-from .request import BodyTooLarge
 from .response import Response, to_response
 
 if TYPE_CHECKING:
@@ -28,20 +27,13 @@ if TYPE_CHECKING:
     from .request import Request
     from .storage import RoomStorage, StorageBackend
 
-__all__ = ["InvalidMessage", "Lobby", "Room"]
+__all__ = ["Lobby", "Room"]
 
 logger = logging.getLogger("partydeco")
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 256
 
-
-class InvalidMessage(PartydecoError, ValueError):
-    """A frame did not decode into the type an ``on_message`` handler declares.
-
-    The handler is not called; the sender gets a JSON text frame
-    ``{"error": "invalid_message", "detail": "..."}`` and ``on_error`` is told.
-    """
 
 
 class Lobby:
@@ -257,7 +249,7 @@ class Room:
                     arg = call.decoder.decode(data)
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                     conn._outbox.put(encode_frame({"error": "invalid_message", "detail": str(exc)}))
-                    await self.error(conn, InvalidMessage(str(exc)))
+                    await self.error(conn, InvalidMessageError(str(exc)))
                     continue
             try:
                 result = call.fn(arg, conn)
@@ -318,7 +310,7 @@ class Room:
                     return to_response(result)
         except HTTPException as exc:
             return Response(exc.description or exc.name, exc.code or 500)
-        except BodyTooLarge as exc:
+        except BodyTooLargeError as exc:
             return Response(str(exc), 413)
         except Exception:
             logger.exception("error answering %s %s in %r", request.method, request.path, self)

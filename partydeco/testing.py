@@ -35,12 +35,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from partydeco.errors import PartydecoError
+from partydeco.errors import (
+    ClosedByAppError,
+    ConnectionClosedError,
+    HandshakeRefusedError,
+    PartydecoError,
+)
 from partydeco.roomurl import QueryValue, RoomAddress, encode_query
 
 __all__ = [
     "ASGIApp",
     "ClosedByAppError",
+    "ConnectionClosedError",
     "HandshakeRefusedError",
     "TestClient",
     "TestConnection",
@@ -54,47 +60,6 @@ ASGISend = Callable[[ASGIMessage], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], ASGIReceive, ASGISend], Awaitable[None]]
 
 _CLIENT_ADDR = ("127.0.0.1", 50000)
-
-
-class HandshakeRefusedError(PartydecoError):
-    """The app refused the WebSocket handshake.
-
-    Attributes:
-        status: the HTTP status the app answered (403 when it closed before accepting).
-        headers: the response headers, lower-cased names.
-        body: the response body.
-    """
-
-    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        super().__init__(f"handshake refused with HTTP {status}: {body[:200]!r}")
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    @property
-    def text(self) -> str:
-        """The body decoded as UTF-8."""
-        return self.body.decode("utf-8", "replace")
-
-    def __repr__(self) -> str:
-        return f"HandshakeRefusedError(status={self.status}, body={self.body[:200]!r})"
-
-
-class ClosedByAppError(PartydecoError):
-    """The app closed the connection while the test waited for a message.
-
-    Attributes:
-        code: the close code.
-        reason: the close reason.
-    """
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"the app closed the connection: {code} {reason}".rstrip())
-        self.code = code
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"ClosedByAppError(code={self.code}, reason={self.reason!r})"
 
 
 @dataclass
@@ -167,7 +132,7 @@ class TestConnection:
     async def send(self, message: str | bytes) -> None:
         """Send a text (``str``) or binary (``bytes``) frame to the app."""
         if self._client_closed or self.close_code is not None:
-            raise ClosedByAppError(self.close_code or 1000, self.close_reason)
+            raise ConnectionClosedError(self.close_code or 1000, self.close_reason)
         key = "text" if isinstance(message, str) else "bytes"
         await self._to_app.put({"type": "websocket.receive", key: message})
 
@@ -179,11 +144,12 @@ class TestConnection:
         """The next frame the app sent: ``str`` for text, ``bytes`` for binary.
 
         Raises:
-            ClosedByAppError: the app closed the connection instead (``code``/``reason`` on it).
+            ConnectionClosedError: the app closed the connection instead (see its
+                ``code`` and ``reason``).
             TimeoutError: nothing came within the client's ``timeout``.
         """
         if self.close_code is not None:
-            raise ClosedByAppError(self.close_code, self.close_reason)
+            raise ConnectionClosedError(self.close_code, self.close_reason)
         message = await _next_message(self._from_app, self._task, self._timeout)
         if message["type"] == "websocket.send":
             if message.get("bytes") is not None:
@@ -192,7 +158,7 @@ class TestConnection:
         if message["type"] == "websocket.close":
             self.close_code = int(message.get("code", 1000))
             self.close_reason = str(message.get("reason") or "")
-            raise ClosedByAppError(self.close_code, self.close_reason)
+            raise ConnectionClosedError(self.close_code, self.close_reason)
         raise AssertionError(f"unexpected ASGI message from the app: {message['type']}")
 
     async def receive_text(self) -> str:
@@ -216,7 +182,7 @@ class TestConnection:
     async def wait_closed(self) -> tuple[int, str]:
         """Read (and discard) frames until the app closes; return ``(code, reason)``."""
         while self.close_code is None:
-            with contextlib.suppress(ClosedByAppError):
+            with contextlib.suppress(ConnectionClosedError):
                 await self.receive()
         return self.close_code, self.close_reason
 

@@ -24,7 +24,7 @@ from partydeco.request import Request
 from partydeco.response import Response
 from partydeco.room import Lobby
 
-from .errors import InvalidToken
+from .errors import InvalidTokenError
 from .verifier import TokenVerifier
 
 __all__ = [
@@ -58,7 +58,7 @@ def bearer_token(request: Request) -> str | None:
     return token or None
 
 
-def challenge(error: InvalidToken | None = None, *, realm: str = "partydeco") -> Response:
+def challenge(error: InvalidTokenError | None = None, *, realm: str = "partydeco") -> Response:
     """The response refusing a request: 401 with ``WWW-Authenticate: Bearer``.
 
     Without ``error`` (no token was sent) the challenge carries no error code
@@ -84,7 +84,7 @@ def _quote(text: str) -> str:
 def _header_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     if _UNSAFE.search(text):
-        raise InvalidToken("claim not usable as a header value")
+        raise InvalidTokenError("claim not usable as a header value")
     return text
 
 
@@ -102,7 +102,7 @@ def _make_hook(
             request.headers.remove(name)
         try:
             token = read_token(request)
-        except InvalidToken as error:
+        except InvalidTokenError as error:
             return challenge(error, realm=realm)
         if token is None:
             return challenge(realm=realm)
@@ -113,7 +113,7 @@ def _make_hook(
                 for name, claim in forward.items()
                 if claims.get(claim) is not None
             }
-        except InvalidToken as error:
+        except InvalidTokenError as error:
             return challenge(error, realm=realm)
         except Exception as error:  # a verifier bug must not let the request through
             logger.error("token verifier failed unexpectedly: %s", type(error).__name__)
@@ -139,10 +139,10 @@ def _refresher(verifier: TokenVerifier, subject: Any) -> Refresher:
 
     async def refresh(token: str) -> float | None:
         if not isinstance(token, str) or not token:
-            raise InvalidToken("no token")
+            raise InvalidTokenError("no token")
         claims = await verifier.verify(token)
         if claims.get("sub") != subject:
-            raise InvalidToken("token is for a different subject")
+            raise InvalidTokenError("token is for a different subject")
         return _expiry(claims)
 
     return refresh
@@ -153,7 +153,7 @@ def _query_reader(param: str | None, header: bool) -> Callable[[Request], str | 
         if param is not None:
             values = request.args.getlist(param)
             if len(values) > 1:
-                raise InvalidToken(f"more than one {param!r} parameter")
+                raise InvalidTokenError(f"more than one {param!r} parameter")
             if values and values[0]:
                 return values[0]
         return bearer_token(request) if header else None

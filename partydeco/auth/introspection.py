@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import (
-    InactiveToken,
-    IntrospectionUnavailable,
-    MalformedToken,
-    MissingClaim,
-    TokenTooLarge,
+    InactiveTokenError,
+    IntrospectionUnavailableError,
+    MalformedTokenError,
+    MissingClaimError,
+    TokenTooLargeError,
 )
 
 __all__ = ["IntrospectionVerifier"]
@@ -101,16 +101,16 @@ class IntrospectionVerifier:
         """Return the introspection answer for an active token.
 
         Raises:
-            InactiveToken: the endpoint says the token is not active (or it expired).
-            IntrospectionUnavailable: the endpoint failed or timed out (status 503).
-            InvalidToken: the token is malformed or the answer lacks a required claim.
+            InactiveTokenError: the endpoint says the token is not active (or it expired).
+            IntrospectionUnavailableError: the endpoint failed or timed out (status 503).
+            InvalidTokenError: the token is malformed or the answer lacks a required claim.
         """
         if not isinstance(token, str) or not token:
-            raise MalformedToken()
+            raise MalformedTokenError()
         if len(token) > self.max_token_size:
-            raise TokenTooLarge()
+            raise TokenTooLargeError()
         if not _BEARER_TOKEN.fullmatch(token):
-            raise MalformedToken()
+            raise MalformedTokenError()
         key = hashlib.sha256(token.encode()).digest()
         cached = self._cache.get(key)
         if cached is not None:
@@ -134,19 +134,19 @@ class IntrospectionVerifier:
     async def _introspect(self, token: str, key: bytes) -> dict[str, Any]:
         answer = await self._request(token)
         if answer.get("active") is not True:
-            raise InactiveToken()
+            raise InactiveTokenError()
         now = self.clock()
         exp = answer.get("exp")
         ttl = self.cache_ttl
         if exp is not None:
             if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
-                raise IntrospectionUnavailable("token introspection answer is invalid")
+                raise IntrospectionUnavailableError("token introspection answer is invalid")
             if exp <= now:
-                raise InactiveToken("token expired")
+                raise InactiveTokenError("token expired")
             ttl = min(ttl, exp - now)
         for name in self.required_claims:
             if answer.get(name) in (None, "", [], {}):
-                raise MissingClaim(name)
+                raise MissingClaimError(name)
         if ttl > 0:
             if len(self._cache) >= self.max_cache_entries:
                 self._evict()
@@ -180,19 +180,19 @@ class IntrospectionVerifier:
                     )
         except TimeoutError as error:
             logger.warning("token introspection timed out after %s s", self.timeout)
-            raise IntrospectionUnavailable() from error
+            raise IntrospectionUnavailableError() from error
         except Exception as error:  # any transport or client failure refuses the token
             logger.warning("token introspection failed: %s", type(error).__name__)
-            raise IntrospectionUnavailable() from error
+            raise IntrospectionUnavailableError() from error
         if response.status_code != 200:
             logger.warning("token introspection answered status %s", response.status_code)
-            raise IntrospectionUnavailable()
+            raise IntrospectionUnavailableError()
         if len(response.content) > self.max_bytes:
-            raise IntrospectionUnavailable()
+            raise IntrospectionUnavailableError()
         try:
             answer = response.json()
         except (ValueError, RecursionError) as error:
-            raise IntrospectionUnavailable() from error
+            raise IntrospectionUnavailableError() from error
         if not isinstance(answer, dict):
-            raise IntrospectionUnavailable()
+            raise IntrospectionUnavailableError()
         return answer

@@ -10,7 +10,7 @@ Behaviour (after panva/jose's ``createRemoteJWKSet``):
 - a fetch follows no redirect, accepts only ``http``/``https`` URLs and status
   200, gives up after ``timeout`` seconds and reads at most ``max_bytes``;
 - a failed refetch keeps the keys already cached; only when no keys are cached
-  does verification fail, with :class:`JWKSUnavailable` (status 503);
+  does verification fail, with :class:`JWKSUnavailableError` (status 503);
 - keys with private members or of unsupported types are ignored.
 """
 
@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 import httpx
 from joserfc.jwk import KeySet
 
-from .errors import JWKSUnavailable
+from ..errors import PartydecoError
+from .errors import JWKSUnavailableError
 from .keys import import_jwks
 
 __all__ = ["RemoteJWKS", "fetch_json"]
@@ -38,7 +39,7 @@ logger = logging.getLogger("partydeco.auth")
 COLD_RETRY_INTERVAL = 1.0
 
 
-class FetchError(Exception):
+class FetchError(PartydecoError):
     """A fetch failed; the message is safe to log (no response body)."""
 
 
@@ -144,22 +145,22 @@ class RemoteJWKS:
         """Return cached keys, fetching first when needed (see the module docs).
 
         Raises:
-            JWKSUnavailable: when no keys are cached and a fetch fails.
+            JWKSUnavailableError: when no keys are cached and a fetch fails.
         """
         now = time.monotonic()
         since_attempt = now - self._attempted_at
         if self._keys is None:
             if self._inflight is None and since_attempt < min(self.cooldown, COLD_RETRY_INTERVAL):
-                raise JWKSUnavailable()
+                raise JWKSUnavailableError()
             await self._refresh()
         elif now - self._fetched_at >= self.max_age or (kid is not None and kid not in self._kids):
             if self._inflight is not None or since_attempt >= self.cooldown:
                 try:
                     await self._refresh()
-                except JWKSUnavailable:
+                except JWKSUnavailableError:
                     pass  # keep serving the keys we had
         if self._keys is None:
-            raise JWKSUnavailable()
+            raise JWKSUnavailableError()
         return self._keys
 
     async def _refresh(self) -> None:
@@ -190,7 +191,7 @@ class RemoteJWKS:
                 raise FetchError(str(error)) from error
         except (FetchError, ValueError) as error:
             logger.warning("JWKS fetch failed: %s", error)
-            raise JWKSUnavailable() from error
+            raise JWKSUnavailableError() from error
         self._keys = keys
         self._kids = frozenset(key.kid for key in keys.keys if key.kid is not None)
         self._fetched_at = time.monotonic()

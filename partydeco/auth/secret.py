@@ -15,7 +15,7 @@ from partydeco.request import Request
 from partydeco.response import Response
 from partydeco.room import Lobby
 
-from .errors import InvalidToken
+from .errors import InvalidTokenError
 from .hooks import AuthHook, bearer_token, challenge
 
 __all__ = ["require_shared_secret", "secrets_match"]
@@ -63,7 +63,7 @@ def require_shared_secret(
         if presented is None:
             return challenge(realm=realm)
         if not secrets_match(presented, expected):
-            return challenge(InvalidToken("wrong shared secret"), realm=realm)
+            return challenge(InvalidTokenError("wrong shared secret"), realm=realm)
         return request
 
     return hook

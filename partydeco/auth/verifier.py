@@ -16,19 +16,19 @@ from joserfc.jws import JWSRegistry
 from joserfc.util import json_b64decode
 
 from .errors import (
-    BadSignature,
+    BadSignatureError,
     ClaimError,
-    DisallowedAlgorithm,
-    ExpiredToken,
-    InvalidToken,
-    KeyNotFound,
-    MalformedToken,
-    MissingClaim,
-    TokenNotYetValid,
-    TokenTooLarge,
-    WrongAudience,
-    WrongAuthorizedParty,
-    WrongIssuer,
+    DisallowedAlgorithmError,
+    ExpiredTokenError,
+    InvalidTokenError,
+    KeyNotFoundError,
+    MalformedTokenError,
+    MissingClaimError,
+    TokenNotYetValidError,
+    TokenTooLargeError,
+    WrongAudienceError,
+    WrongAuthorizedPartyError,
+    WrongIssuerError,
 )
 from .jwks import RemoteJWKS
 from .keys import KeySource, LocalKeys
@@ -58,7 +58,7 @@ class TokenVerifier(Protocol):
     """Anything the ready-made hooks can use: ``await verify(token) -> claims``."""
 
     async def verify(self, token: str) -> dict[str, Any]:
-        """Return the token's claims, or raise :class:`InvalidToken`."""
+        """Return the token's claims, or raise :class:`InvalidTokenError`."""
         ...
 
 
@@ -91,7 +91,7 @@ class JWTVerifier:
     Example::
 
         verifier = JWTVerifier.from_issuer("https://clerk.example.com", audience="my-app")
-        claims = await verifier.verify(token)   # or raises InvalidToken
+        claims = await verifier.verify(token)   # or raises InvalidTokenError
 
     Arguments:
         keys: the key source (see the ``from_*`` constructors).
@@ -193,7 +193,7 @@ class JWTVerifier:
         oracle for forged tokens.
 
         Raises:
-            InvalidToken: a subclass naming what was wrong; the message never
+            InvalidTokenError: a subclass naming what was wrong; the message never
                 contains the token.
         """
         header = self._check_shape(token)
@@ -208,17 +208,17 @@ class JWTVerifier:
                     decoder_cls=_StrictJSONDecoder,
                 )  # fmt: skip
         except jose.BadSignatureError as error:
-            raise BadSignature() from error
+            raise BadSignatureError() from error
         except (jose.InvalidKeyIdError, jose.InvalidKeyTypeError, jose.KeyParameterError) as error:
-            raise KeyNotFound() from error
+            raise KeyNotFoundError() from error
         except (jose.UnsupportedAlgorithmError, jose.MissingAlgorithmError) as error:
-            raise DisallowedAlgorithm() from error
+            raise DisallowedAlgorithmError() from error
         except jose.ExceededSizeError as error:
-            raise TokenTooLarge() from error
+            raise TokenTooLargeError() from error
         except (jose.InvalidPayloadError, jose.DecodeError, jose.JoseError) as error:
-            raise MalformedToken() from error
+            raise MalformedTokenError() from error
         except (ValueError, TypeError, RecursionError) as error:
-            raise MalformedToken() from error
+            raise MalformedTokenError() from error
         claims = decoded.claims
         self._check_claims(claims)
         return claims
@@ -226,25 +226,25 @@ class JWTVerifier:
     def _check_shape(self, token: str) -> dict[str, Any]:
         """Cheap checks before any key lookup; returns the (unverified) header."""
         if not isinstance(token, str) or not token:
-            raise MalformedToken()
+            raise MalformedTokenError()
         if len(token) > self.max_token_size:
-            raise TokenTooLarge()
+            raise TokenTooLargeError()
         if not _COMPACT_JWS.fullmatch(token):
-            raise MalformedToken()
+            raise MalformedTokenError()
         try:
             header = json_b64decode(token.split(".", 1)[0].encode("ascii"))
         except (ValueError, TypeError, RecursionError) as error:
-            raise MalformedToken() from error
+            raise MalformedTokenError() from error
         if not isinstance(header, dict):
-            raise MalformedToken()
+            raise MalformedTokenError()
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
-            raise DisallowedAlgorithm()
+            raise DisallowedAlgorithmError()
         if REFUSED_HEADERS.intersection(header):
-            raise MalformedToken("unsupported token header")
+            raise MalformedTokenError("unsupported token header")
         kid = header.get("kid")
         if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH):
-            raise KeyNotFound()
+            raise KeyNotFoundError()
         return header
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
@@ -261,30 +261,30 @@ class JWTVerifier:
         try:
             registry.validate(claims)
         except jose.ExpiredTokenError as error:
-            raise ExpiredToken() from error
+            raise ExpiredTokenError() from error
         except jose.MissingClaimError as error:
             raise self._claim_error(error.claim, None, missing=True) from error
         except jose.InvalidClaimError as error:
             raise self._claim_error(error.claim, claims.get(error.claim), missing=False) from error
         if self.authorized_parties and claims.get("azp") not in self.authorized_parties:
-            raise WrongAuthorizedParty()
+            raise WrongAuthorizedPartyError()
         for name in self.required_claims:
             value = claims.get(name)
             if value is None or value == "" or value == [] or value == {}:
-                raise MissingClaim(name)
+                raise MissingClaimError(name)
             if name == "sub" and not isinstance(value, str):
-                raise MissingClaim(name, "claim 'sub' must be a string")
+                raise MissingClaimError(name, "claim 'sub' must be a string")
 
     @staticmethod
-    def _claim_error(claim: str, value: Any, *, missing: bool) -> InvalidToken:
+    def _claim_error(claim: str, value: Any, *, missing: bool) -> InvalidTokenError:
         if missing:
-            return MissingClaim(claim)
+            return MissingClaimError(claim)
         if claim == "iss":
-            return WrongIssuer()
+            return WrongIssuerError()
         if claim == "aud":
-            return WrongAudience()
+            return WrongAudienceError()
         if claim in ("nbf", "iat") and _is_numeric_date(value):
-            return TokenNotYetValid(claim)
+            return TokenNotYetValidError(claim)
         return ClaimError(claim)
 
 

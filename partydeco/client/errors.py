@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from partydeco.client.backoff import CloseInfo
-from partydeco.errors import PartydecoError
+from partydeco.errors import ConnectionClosedError, HandshakeRefusedError, PartydecoError
 
 __all__ = [
     "BufferFullError",
@@ -20,8 +20,11 @@ class ClientError(PartydecoError):
     """Base class of the client's errors."""
 
 
-class SocketClosedError(ClientError):
+class SocketClosedError(ClientError, ConnectionClosedError):
     """The socket was closed with :meth:`PartySocket.close`; call ``reconnect()`` to reuse it."""
+
+    def __init__(self, message: str, code: int = 1000, reason: str = "") -> None:
+        ConnectionClosedError.__init__(self, code, reason, message)
 
 
 class BufferFullError(ClientError):
@@ -51,7 +54,9 @@ class ReconnectStoppedError(ClientError):
     """
 
     def __init__(self, message: str, info: CloseInfo, attempts: int) -> None:
-        super().__init__(message)
+        # not super(): subclasses mix in ConnectionClosedError or HandshakeRefusedError,
+        # whose attributes they set themselves
+        PartydecoError.__init__(self, message)
         self.info = info
         self.attempts = attempts
 
@@ -59,7 +64,7 @@ class ReconnectStoppedError(ClientError):
         return f"{type(self).__name__}({self.args[0]!r}, info={self.info!r})"
 
 
-class HandshakeRejectedError(ReconnectStoppedError):
+class HandshakeRejectedError(ReconnectStoppedError, HandshakeRefusedError):
     """The server answered the WebSocket handshake with an HTTP error it means for good.
 
     Attributes:
@@ -73,10 +78,11 @@ class HandshakeRejectedError(ReconnectStoppedError):
         message = f"server refused the connection: HTTP {info.status} {body}"
         super().__init__(message.rstrip(), info, attempts)
         self.status = info.status
+        self.headers = []
         self.body = info.body
 
 
-class ClosedByServerError(ReconnectStoppedError):
+class ClosedByServerError(ReconnectStoppedError, ConnectionClosedError):
     """The server closed an open connection with a code the reconnect rule treats as final.
 
     Attributes:

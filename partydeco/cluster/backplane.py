@@ -36,7 +36,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from ..closecodes import ABNORMAL, GOING_AWAY, INTERNAL_ERROR, SERVICE_RESTART
-from ..errors import BackplaneUnavailable
+from ..errors import BackplaneUnavailableError
 from ..storage import RoomKey
 from ..storage.redis import RedisStorage, connect, room_name
 from .relay import Publisher
@@ -284,9 +284,9 @@ class RedisBackplane:
         return f"{self.node}.{next(self._ids)}"
 
     def check(self) -> None:
-        """Raise :class:`BackplaneUnavailable` while Redis cannot be reached."""
+        """Raise :class:`BackplaneUnavailableError` while Redis cannot be reached."""
         if not self._available:
-            raise BackplaneUnavailable(
+            raise BackplaneUnavailableError(
                 "Service Unavailable: the cluster's Redis cannot be reached; try again shortly"
             )
 
@@ -321,7 +321,7 @@ class RedisBackplane:
         """Take *key*'s lease if nobody holds it; return the owner's process id.
 
         Raises:
-            BackplaneUnavailable: Redis cannot be reached.
+            BackplaneUnavailableError: Redis cannot be reached.
         """
         self.check()
         try:
@@ -329,7 +329,7 @@ class RedisBackplane:
                 keys=[self._owner_key(key)], args=[self.node, int(self.lease * 1000)]
             )
         except (RedisError, OSError):
-            raise BackplaneUnavailable(
+            raise BackplaneUnavailableError(
                 "Service Unavailable: the cluster's Redis cannot be reached; try again shortly"
             ) from None
         return owner.decode() if isinstance(owner, bytes) else str(owner)
@@ -349,7 +349,7 @@ class RedisBackplane:
         """Send a request or alarm to *owner* and wait for its :class:`Reply`.
 
         Raises:
-            BackplaneUnavailable: no answer within :attr:`call_timeout`, the owner died,
+            BackplaneUnavailableError: no answer within :attr:`call_timeout`, the owner died,
                 or Redis is gone.
         """
         call = self.new_id()
@@ -361,7 +361,7 @@ class RedisBackplane:
             await self.publisher.post_wait(owner, event, size)
             return await asyncio.wait_for(future, self.call_timeout)
         except TimeoutError:
-            raise BackplaneUnavailable(
+            raise BackplaneUnavailableError(
                 "Service Unavailable: the room's owner did not answer in time"
             ) from None
         finally:
@@ -370,7 +370,7 @@ class RedisBackplane:
     def _fail_calls(self, owner: str | None, reason: str) -> None:
         for _call, (node, future) in list(self._calls.items()):
             if (owner is None or node == owner) and not future.done():
-                future.set_exception(BackplaneUnavailable(f"Service Unavailable: {reason}"))
+                future.set_exception(BackplaneUnavailableError(f"Service Unavailable: {reason}"))
 
     # -- receiving ------------------------------------------------------------------------
 

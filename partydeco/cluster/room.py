@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..closecodes import ABNORMAL, INTERNAL_ERROR, SERVICE_RESTART, TRY_AGAIN_LATER
 from ..codec import encode_frame
 from ..connection import ConnectContext, Connection
-from ..errors import BackplaneUnavailable, PartydecoError
+from ..errors import BackplaneUnavailableError, PartydecoError
 from ..outbox import Outbox
 from ..request import Request
 from ..response import Response
@@ -203,7 +203,7 @@ class ClusterRoom(Room):
         """The owner's process id; this process takes the lease when nobody holds it.
 
         Raises:
-            BackplaneUnavailable: Redis cannot be reached.
+            BackplaneUnavailableError: Redis cannot be reached.
         """
         cluster = self._cluster
         cluster.check()
@@ -261,7 +261,7 @@ class ClusterRoom(Room):
             self._owner = None
             try:
                 owner = await self.resolve()
-            except BackplaneUnavailable:
+            except BackplaneUnavailableError:
                 return
             if owner == cluster.node:
                 return
@@ -287,7 +287,7 @@ class ClusterRoom(Room):
         """Attach a socket: here when this process owns the room, else through the owner.
 
         Raises:
-            BackplaneUnavailable: Redis or the owner cannot be reached (the glue answers
+            BackplaneUnavailableError: Redis or the owner cannot be reached (the glue answers
                 503).
         """
         for _ in range(REDIRECTS):
@@ -298,7 +298,7 @@ class ClusterRoom(Room):
             if conn is not None:
                 return conn
             self._owner = None
-        raise BackplaneUnavailable("Service Unavailable: the room's owner could not be found")
+        raise BackplaneUnavailableError("Service Unavailable: the room's owner could not be found")
 
     async def _connect_via(
         self, owner: str, request: Request, outbox: Outbox
@@ -317,9 +317,9 @@ class ClusterRoom(Room):
         cluster.post(owner, self._open_event(link), force=True)
         try:
             status = await asyncio.wait_for(asyncio.shield(link.accepted), cluster.call_timeout)
-        except (TimeoutError, BackplaneUnavailable):
+        except (TimeoutError, BackplaneUnavailableError):
             self._unlink(conn, link, notify=True)
-            raise BackplaneUnavailable(
+            raise BackplaneUnavailableError(
                 "Service Unavailable: the room's owner did not answer"
             ) from None
         if status == 0:
@@ -331,7 +331,7 @@ class ClusterRoom(Room):
         if status < 0:
             return None
         if status == 503:
-            raise BackplaneUnavailable("Service Unavailable: the room's owner lost Redis")
+            raise BackplaneUnavailableError("Service Unavailable: the room's owner lost Redis")
         raise PartydecoError(f"the room's owner could not take the connection ({status})")
 
     def _unlink(self, conn: Connection, link: Link, *, notify: bool) -> None:
@@ -379,7 +379,7 @@ class ClusterRoom(Room):
                     return reply.response()
                 self._owner = None
             return Response("Service Unavailable: the room's owner could not be found", 503)
-        except BackplaneUnavailable as exc:
+        except BackplaneUnavailableError as exc:
             return Response(str(exc), 503)
         finally:
             self._done()
@@ -432,7 +432,7 @@ class ClusterRoom(Room):
         event = remote.open
         try:
             owner = await self.resolve()
-        except BackplaneUnavailable:
+        except BackplaneUnavailableError:
             owner = ""
         if owner != cluster.node:
             self._drop_remote(remote)
@@ -475,7 +475,7 @@ class ClusterRoom(Room):
         cluster = self._cluster
         try:
             owner = await self.resolve()
-        except BackplaneUnavailable as exc:
+        except BackplaneUnavailableError as exc:
             cluster.reply(event.edge, Reply.of(event.call, Response(str(exc), 503)))
             return
         if owner != cluster.node:
@@ -518,5 +518,5 @@ class ClusterRoom(Room):
             link.dead = True
             link.conn._outbox.close(code, reason)
             if not link.accepted.done():
-                link.accepted.set_exception(BackplaneUnavailable("Redis is unavailable"))
+                link.accepted.set_exception(BackplaneUnavailableError("Redis is unavailable"))
                 link.accepted.exception()  # retrieved: nobody may be waiting any more

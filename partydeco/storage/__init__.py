@@ -10,21 +10,25 @@ from __future__ import annotations
 from partydeco.storage.base import (
     MAX_KEY_BYTES,
     MAX_VALUE_BYTES,
-    InvalidAlarmError,
-    InvalidKeyError,
     KeyRange,
-    KeyTooLargeError,
     RoomKey,
     StorageBackend,
+    WriteBatch,
+)
+from partydeco.storage.config import open_storage, register_backend
+from partydeco.storage.errors import (
+    InvalidAlarmError,
+    InvalidKeyError,
+    KeyTooLargeError,
+    NotOwnerError,
     StorageClosedError,
     StorageConfigError,
     StorageError,
     StorageLimitError,
+    StorageUnavailableError,
     UnsupportedValueError,
     ValueTooLargeError,
-    WriteBatch,
 )
-from partydeco.storage.config import open_storage, register_backend
 from partydeco.storage.memory import MemoryStorage
 from partydeco.storage.room import RoomStorage, StorageTransaction
 from partydeco.storage.sqlite import SqliteStorage
@@ -37,6 +41,7 @@ __all__ = [
     "KeyRange",
     "KeyTooLargeError",
     "MemoryStorage",
+    "NotOwnerError",
     "RoomKey",
     "RoomStorage",
     "SqliteStorage",
@@ -46,6 +51,7 @@ __all__ = [
     "StorageError",
     "StorageLimitError",
     "StorageTransaction",
+    "StorageUnavailableError",
     "UnsupportedValueError",
     "ValueTooLargeError",
     "WriteBatch",

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from partydeco.storage.base import StorageBackend, StorageConfigError
+from partydeco.storage.base import StorageBackend
+from partydeco.storage.errors import StorageConfigError
 from partydeco.storage.memory import MemoryStorage
 from partydeco.storage.sqlite import SqliteStorage
 

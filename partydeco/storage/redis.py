@@ -39,13 +39,8 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from partydeco.storage.base import (
-    KeyRange,
-    RoomKey,
-    StorageBackend,
-    StorageError,
-    WriteBatch,
-)
+from partydeco.storage.base import KeyRange, RoomKey, StorageBackend, WriteBatch
+from partydeco.storage.errors import NotOwnerError, StorageError, StorageUnavailableError
 
 __all__ = ["NotOwnerError", "RedisStorage", "StorageUnavailableError", "connect"]
 
@@ -167,13 +162,6 @@ _change = msgspec.msgpack.Encoder()
 _change_decoder = msgspec.msgpack.Decoder(tuple[str, float | None])
 
 
-class StorageUnavailableError(StorageError, ConnectionError):
-    """Redis could not be reached; nothing was written."""
-
-
-class NotOwnerError(StorageError):
-    """This process no longer owns the room (another process holds its lease), so the
-    write was refused rather than overwrite the new owner's data."""
 
 
 def connect(url: str) -> aioredis.Redis:

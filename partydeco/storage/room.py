@@ -19,18 +19,20 @@ import msgspec
 from partydeco.storage.base import (
     MAX_KEY_BYTES,
     MAX_VALUE_BYTES,
-    InvalidAlarmError,
-    InvalidKeyError,
     KeyRange,
-    KeyTooLargeError,
     RoomKey,
     StorageBackend,
-    StorageError,
-    UnsupportedValueError,
-    ValueTooLargeError,
     WriteBatch,
     bytes_successor,
     check_alarm_time,
+)
+from partydeco.storage.errors import (
+    InvalidAlarmError,
+    InvalidKeyError,
+    KeyTooLargeError,
+    StorageError,
+    UnsupportedValueError,
+    ValueTooLargeError,
 )
 
 __all__ = ["RoomStorage", "StorageTransaction"]

@@ -21,14 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, NamedTuple, TypeVar
 
-from partydeco.storage.base import (
-    KeyRange,
-    RoomKey,
-    StorageBackend,
-    StorageConfigError,
-    StorageError,
-    WriteBatch,
-)
+from partydeco.storage.base import KeyRange, RoomKey, StorageBackend, WriteBatch
+from partydeco.storage.errors import StorageConfigError, StorageError
 
 __all__ = ["SqliteStorage"]
 
