@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from .closecodes import GOING_AWAY
 from .config import PARTY_OPTIONS, Config
+from .dispatch import KINDS, Dispatch, PartyHandlers
 from .env import load_env
 from .errors import SetupError
-from .handlers import KINDS, Dispatch, PartyHandlers
 from .hypercorn_fixes import install as install_hypercorn_fixes
 from .party import Party
 from .routing import MAIN
@@ -23,13 +23,13 @@ if TYPE_CHECKING:
     from quart import Quart
     from quart.testing import QuartClient
 
-    from .asgi import Receive, Scope, Send
     from .backplane import Backplane
     from .lifecycle import RoomLifecycle
     from .limits import Guard
     from .outbox import Outbox
     from .static import StaticFiles
     from .storage import StorageBackend
+    from .types import Receive, Scope, Send
 
 __all__ = ["App", "default_app"]
 

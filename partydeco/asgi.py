@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from quart import Quart
-from werkzeug.exceptions import HTTPException
 
 from . import expiry, routing
 from .closecodes import ABNORMAL, GOING_AWAY, MESSAGE_TOO_BIG, NO_STATUS, POLICY_VIOLATION
+from .dispatch import run_hooks
 from .errors import BackplaneUnavailableError, BodyTooLargeError
 from .limits import header
 from .origins import cors_preflight_headers
@@ -26,21 +25,19 @@ from .outbox import Outbox
 from .request import Request
 from .response import Response
 from .room import Lobby
+from .types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from .app import App
     from .config import Config
-    from .handlers import Call, Dispatch
+    from .dispatch import Dispatch
     from .limits import Admission
     from .routing import Route
 
-__all__ = ["make_quart", "run_hooks"]
+__all__ = ["make_quart"]
 
 logger = logging.getLogger("partydeco")
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 
@@ -84,33 +81,6 @@ def make_quart(app: App) -> PartyQuart:
         await app.stop_services()
 
     return quart
-
-
-async def run_hooks(hooks: tuple[Call, ...], request: Request, lobby: Lobby) -> Request | Response:
-    """Run ``before_*`` hooks in order: the forwarded request, or the first ``Response``."""
-    for call in hooks:
-        try:
-            result = call.fn(request, lobby)
-            if call.is_async:
-                result = await result
-        except HTTPException as exc:
-            return Response(exc.description or exc.name, exc.code or 401)
-        except Exception as exc:
-            logger.info(
-                "%s refused %s: %s", getattr(call.fn, "__name__", "hook"), lobby, type(exc).__name__
-            )
-            message = str(exc)[:200]
-            return Response(message or "Unauthorized", 401)
-        if result is None:
-            continue
-        if isinstance(result, Response):
-            return result
-        if isinstance(result, Request):
-            request = result
-            continue
-        logger.error("%r returned %r; expected a Request, a Response or None", call.fn, result)
-        return Response("Internal Server Error", 500)
-    return request
 
 
 def _party(app: App, name: str) -> Dispatch | None:

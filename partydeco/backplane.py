@@ -17,7 +17,7 @@ from .room import Room
 
 if TYPE_CHECKING:
     from .config import Config
-    from .handlers import Dispatch
+    from .dispatch import Dispatch
     from .parties import Parties
     from .storage import StorageBackend
 

@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from .closecodes import TRY_AGAIN_LATER
+from .types import Send
 
 __all__ = ["Outbox", "send_event"]
 
 logger = logging.getLogger("partydeco")
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def send_event(frame: str | bytes) -> dict[str, Any]:

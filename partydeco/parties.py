@@ -9,8 +9,8 @@ its room-to-room stubs skip them too): ``fetch`` reaches the room's ``on_request
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from werkzeug.datastructures import Headers
@@ -18,6 +18,7 @@ from werkzeug.datastructures import Headers
 from .errors import ConnectionClosedError, SocketClosed
 from .outbox import Outbox
 from .request import Request
+from .types import HeadersLike, Message
 
 if TYPE_CHECKING:
     from .app import App
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Parties", "PartyStub", "RoomSocket", "RoomStub", "SocketClosed"]
 
-HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]] | Headers
 
 _HOST = "localhost"
 
@@ -176,7 +176,7 @@ class RoomSocket:
 
     def __init__(self, room: Room, max_messages: int, max_bytes: int, close_timeout: float) -> None:
         self._room = room
-        self._incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._incoming: asyncio.Queue[Message] = asyncio.Queue()
         self._outbox = Outbox(
             self._deliver, max_messages=max_messages, max_bytes=max_bytes,
             close_timeout=close_timeout,
@@ -189,7 +189,7 @@ class RoomSocket:
         state = "closed" if self._closed else "open"
         return f"<RoomSocket {self._room.party}/{self._room.id} {self.id!r} {state}>"
 
-    async def _deliver(self, message: dict[str, Any]) -> None:
+    async def _deliver(self, message: Message) -> None:
         self._incoming.put_nowait(message)
 
     async def _open(self, request: Request) -> None:

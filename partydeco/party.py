@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .handlers import (
+from .routing import MAIN, PARTY_NAME
+from .types import (
     AlarmHandlerT,
     BeforeHookT,
     CloseHandlerT,
@@ -24,11 +25,10 @@ from .handlers import (
     StartHandlerT,
     TagsHandlerT,
 )
-from .routing import MAIN, PARTY_NAME
 
 if TYPE_CHECKING:
     from .app import App
-    from .asgi import Receive, Scope, Send
+    from .types import Receive, Scope, Send
 
 __all__ = ["Party", "party"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -12,13 +12,13 @@ import msgspec
 from werkzeug.datastructures import Headers, MultiDict
 
 from .errors import BodyTooLargeError
+from .types import Receive
 
 if TYPE_CHECKING:
     from .expiry import Refresher
 
 __all__ = ["Request"]
 
-Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
 

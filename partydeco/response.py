@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from werkzeug.datastructures import Headers
 
 from .codec import encode_json
+from .types import HeadersLike
 
 __all__ = ["Response", "to_response"]
 
-HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]] | Headers
 
 
 class Response:

@@ -21,7 +21,7 @@ from .response import Response, to_response
 
 if TYPE_CHECKING:
     from .config import Config
-    from .handlers import Dispatch
+    from .dispatch import Dispatch
     from .outbox import Outbox
     from .parties import Parties
     from .request import Request
@@ -177,9 +177,7 @@ class Room:
             if self._started:
                 return
             for call in self._dispatch.on_start:
-                result = call.fn(self)
-                if call.is_async:
-                    await result
+                await call(self)
             self._started = True
 
     async def connect(self, request: Request, outbox: Outbox) -> Connection:
@@ -217,9 +215,7 @@ class Room:
                 conn._tags = await self._tags(conn, ctx)
             self._connections[conn.id] = conn
             for call in dispatch.on_connect:
-                result = call.fn(conn, ctx)
-                if call.is_async:
-                    await result
+                await call(conn, ctx)
         except Exception as exc:
             logger.exception("error while connecting %r to %r", conn.id, self)
             outbox.close(INTERNAL_ERROR, _reason(exc))
@@ -227,9 +223,7 @@ class Room:
     async def _tags(self, conn: Connection, ctx: ConnectContext) -> tuple[str, ...]:
         tags = [conn.id]
         for call in self._dispatch.connection_tags:
-            result = call.fn(conn, ctx)
-            if call.is_async:
-                result = await result
+            result = await call(conn, ctx)
             tags.extend(result)
         if len(tags) > MAX_TAGS:
             raise PartydecoError(f"a connection may have at most {MAX_TAGS - 1} tags")
@@ -252,9 +246,7 @@ class Room:
                     await self.error(conn, InvalidMessageError(str(exc)))
                     continue
             try:
-                result = call.fn(arg, conn)
-                if call.is_async:
-                    await result
+                await call(arg, conn)
             except Exception as exc:
                 await self.error(conn, exc)
 
@@ -266,9 +258,7 @@ class Room:
             return
         for call in handlers:
             try:
-                result = call.fn(conn, error)
-                if call.is_async:
-                    await result
+                await call(conn, error)
             except Exception:
                 logger.exception("error in on_error handler of %r", self)
 
@@ -285,9 +275,7 @@ class Room:
     async def _closed(self, conn: Connection, code: int, reason: str) -> None:
         for call in self._dispatch.on_close:
             try:
-                result = call.fn(conn, code, reason)
-                if call.is_async:
-                    await result
+                await call(conn, code, reason)
             except Exception:
                 logger.exception("error in on_close handler of %r", self)
 
@@ -303,9 +291,7 @@ class Room:
         try:
             await self.start()
             for call in self._dispatch.on_request:
-                result = call.fn(request, self)
-                if call.is_async:
-                    result = await result
+                result = await call(request, self)
                 if result is not None:
                     return to_response(result)
         except HTTPException as exc:
@@ -328,9 +314,7 @@ class Room:
         try:
             await self.start()
             for call in self._dispatch.on_alarm:
-                result = call.fn(self)
-                if call.is_async:
-                    await result
+                await call(self)
         finally:
             self._done()
 

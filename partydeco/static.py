@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from .types import Send
+
 __all__ = ["StaticFiles"]
 
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 CHUNK = 64 * 1024
 

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import json as jsonlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -42,6 +42,7 @@ from partydeco.errors import (
     PartydecoError,
 )
 from partydeco.roomurl import QueryValue, RoomAddress, encode_query
+from partydeco.types import ASGIApp, Message, Receive, Send
 
 __all__ = [
     "ASGIApp",
@@ -53,11 +54,6 @@ __all__ = [
     "TestResponse",
 ]
 
-ASGIMessage = MutableMapping[str, Any]
-ASGIReceive = Callable[[], Awaitable[ASGIMessage]]
-ASGISend = Callable[[ASGIMessage], Awaitable[None]]
-#: Any ASGI 3 application.
-ASGIApp = Callable[[MutableMapping[str, Any], ASGIReceive, ASGISend], Awaitable[None]]
 
 _CLIENT_ADDR = ("127.0.0.1", 50000)
 
@@ -109,8 +105,8 @@ class TestConnection:
     def __init__(
         self,
         id: str,
-        to_app: asyncio.Queue[ASGIMessage],
-        from_app: asyncio.Queue[ASGIMessage],
+        to_app: asyncio.Queue[Message],
+        from_app: asyncio.Queue[Message],
         task: asyncio.Task[None],
         timeout: float,
     ) -> None:
@@ -201,14 +197,14 @@ class TestConnection:
 
 
 async def _call_app(
-    app: ASGIApp, scope: MutableMapping[str, Any], receive: ASGIReceive, send: ASGISend
+    app: ASGIApp, scope: MutableMapping[str, Any], receive: Receive, send: Send
 ) -> None:
     await app(scope, receive, send)
 
 
 async def _next_message(
-    queue: asyncio.Queue[ASGIMessage], task: asyncio.Task[None], limit: float
-) -> ASGIMessage:
+    queue: asyncio.Queue[Message], task: asyncio.Task[None], limit: float
+) -> Message:
     """The next message the app sent; re-raise the app's exception if it crashed instead."""
     async with asyncio.timeout(limit):
         getter = asyncio.ensure_future(queue.get())
@@ -244,8 +240,8 @@ class TestClient:
         self.timeout = timeout
         self._state: dict[str, Any] = {}
         self._lifespan: asyncio.Task[None] | None = None
-        self._lifespan_in: asyncio.Queue[ASGIMessage] = asyncio.Queue()
-        self._lifespan_out: asyncio.Queue[ASGIMessage] = asyncio.Queue()
+        self._lifespan_in: asyncio.Queue[Message] = asyncio.Queue()
+        self._lifespan_out: asyncio.Queue[Message] = asyncio.Queue()
 
     # ------------------------------------------------------------------ lifespan
     async def __aenter__(self) -> TestClient:
@@ -299,8 +295,8 @@ class TestClient:
             all_headers.setdefault("content-length", str(len(data)))
         scope = self._scope("http", path, query_string, all_headers)
         scope["method"] = method.upper()
-        to_app: asyncio.Queue[ASGIMessage] = asyncio.Queue()
-        from_app: asyncio.Queue[ASGIMessage] = asyncio.Queue()
+        to_app: asyncio.Queue[Message] = asyncio.Queue()
+        from_app: asyncio.Queue[Message] = asyncio.Queue()
         await to_app.put({"type": "http.request", "body": data, "more_body": False})
         task = asyncio.create_task(_call_app(self.app, scope, to_app.get, from_app.put))
         try:
@@ -382,8 +378,8 @@ class TestClient:
         scope = self._scope("websocket", path, query_string, dict(headers or {}))
         scope["subprotocols"] = list(subprotocols)
         scope["extensions"] = {"websocket.http.response": {}}
-        to_app: asyncio.Queue[ASGIMessage] = asyncio.Queue()
-        from_app: asyncio.Queue[ASGIMessage] = asyncio.Queue()
+        to_app: asyncio.Queue[Message] = asyncio.Queue()
+        from_app: asyncio.Queue[Message] = asyncio.Queue()
         await to_app.put({"type": "websocket.connect"})
         task = asyncio.create_task(_call_app(self.app, scope, to_app.get, from_app.put))
         connection = TestConnection(id, to_app, from_app, task, self.timeout)
@@ -397,7 +393,7 @@ class TestClient:
     async def _handshake(
         self,
         connection: TestConnection,
-        from_app: asyncio.Queue[ASGIMessage],
+        from_app: asyncio.Queue[Message],
         task: asyncio.Task[None],
     ) -> None:
         first = await _next_message(from_app, task, self.timeout)

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from ..config import Config
-    from ..handlers import Dispatch
+    from ..dispatch import Dispatch
     from ..parties import Parties
     from ..room import Room
     from ..storage import StorageBackend

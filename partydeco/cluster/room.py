@@ -42,7 +42,7 @@ from .wire import AlarmCall, Close, Fanout, HttpCall, Message, Open, Reply, Wire
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..handlers import Dispatch
+    from ..dispatch import Dispatch
     from ..parties import Parties
     from ..storage import StorageBackend
     from .backplane import RedisBackplane

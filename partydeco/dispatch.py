@@ -1,64 +1,46 @@
-"""Handler signatures and the table of handlers each party registers.
+"""The handlers of each party, as registered and as frozen for serving.
 
-Decorators append to a :class:`PartyHandlers`; when the app starts serving it
-is frozen into a :class:`Dispatch` that the hot path reads without checks.
+Decorators append to a :class:`PartyHandlers`; when the app starts serving it is
+frozen into a :class:`Dispatch` of :class:`Call` objects that the hot path reads
+without checks. Also here, because they are rules and not I/O: running the
+``before_*`` hooks in order, and the JSON decoder a typed ``on_message`` handler
+asks for.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import msgspec
+from werkzeug.exceptions import HTTPException
+
+from .request import Request
+from .response import Response
 
 if TYPE_CHECKING:
-    from .connection import ConnectContext, Connection
-    from .request import Request
-    from .response import Response
-    from .room import Lobby, Room
+    from .room import Lobby
+    from .types import (
+        AlarmHandler,
+        BeforeHook,
+        CloseHandler,
+        ConnectHandler,
+        ErrorHandler,
+        MessageHandler,
+        RequestHandler,
+        StartHandler,
+        TagsHandler,
+    )
 
-__all__ = [
-    "AlarmHandler",
-    "BeforeHook",
-    "CloseHandler",
-    "ConnectHandler",
-    "Dispatch",
-    "ErrorHandler",
-    "MessageHandler",
-    "PartyHandlers",
-    "RequestHandler",
-    "StartHandler",
-    "TagsHandler",
-]
+__all__ = ["KINDS", "Call", "Dispatch", "PartyHandlers", "run_hooks"]
 
-HookResult: TypeAlias = "Request | Response | None"
-BeforeHook: TypeAlias = Callable[
-    ["Request", "Lobby"], "Awaitable[Request | Response | None] | Request | Response | None"
-]
-StartHandler: TypeAlias = Callable[["Room"], "Awaitable[None] | None"]
-ConnectHandler: TypeAlias = Callable[["Connection", "ConnectContext"], "Awaitable[None] | None"]
-MessageHandler: TypeAlias = Callable[[Any, "Connection"], "Awaitable[None] | None"]
-CloseHandler: TypeAlias = Callable[["Connection", int, str], "Awaitable[None] | None"]
-ErrorHandler: TypeAlias = Callable[["Connection", BaseException], "Awaitable[None] | None"]
-RequestHandler: TypeAlias = Callable[["Request", "Room"], Any]
-AlarmHandler: TypeAlias = Callable[["Room"], "Awaitable[None] | None"]
-TagsHandler: TypeAlias = Callable[
-    ["Connection", "ConnectContext"], "Awaitable[list[str]] | list[str]"
-]
+logger = logging.getLogger("partydeco")
 
-BeforeHookT = TypeVar("BeforeHookT", bound=BeforeHook)
-StartHandlerT = TypeVar("StartHandlerT", bound=StartHandler)
-ConnectHandlerT = TypeVar("ConnectHandlerT", bound=ConnectHandler)
-MessageHandlerT = TypeVar("MessageHandlerT", bound=MessageHandler)
-CloseHandlerT = TypeVar("CloseHandlerT", bound=CloseHandler)
-ErrorHandlerT = TypeVar("ErrorHandlerT", bound=ErrorHandler)
-RequestHandlerT = TypeVar("RequestHandlerT", bound=RequestHandler)
-TagsHandlerT = TypeVar("TagsHandlerT", bound=TagsHandler)
-AlarmHandlerT = TypeVar("AlarmHandlerT", bound=AlarmHandler)
-
+#: Every handler kind, in the order a party's handlers are documented.
 KINDS = (
     "before_connect",
     "before_request",
@@ -101,12 +83,40 @@ class PartyHandlers:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """A handler ready to call: whether its result must be awaited, and, for
-    typed ``on_message`` handlers, the decoder for its message type."""
+    """A handler ready to call: ``await call(*args)`` runs it, async or not.
+
+    Attributes:
+        fn: the function the user registered.
+        is_async: whether its result must be awaited.
+        decoder: for a typed ``on_message`` handler, the decoder of its message type.
+    """
 
     fn: Callable[..., Any]
     is_async: bool
     decoder: msgspec.json.Decoder[Any] | None = None
+
+    @classmethod
+    def of(cls, fn: Callable[..., Any], typed: bool = False) -> Call:
+        """Prepare *fn*; *typed* asks for the message decoder of an ``on_message`` handler.
+
+        Raises:
+            TypeError: the message annotation cannot be resolved or decoded.
+        """
+        is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+        )
+        return cls(fn, is_async, _message_decoder(fn) if typed else None)
+
+    async def __call__(self, *args: Any) -> Any:
+        result = self.fn(*args)
+        if self.is_async:
+            result = await result
+        return result
+
+    @property
+    def name(self) -> str:
+        """The handler's name, for log lines."""
+        return getattr(self.fn, "__name__", None) or repr(self.fn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,20 +137,42 @@ class Dispatch:
 
     @classmethod
     def freeze(cls, name: str, handlers: PartyHandlers) -> Dispatch:
-        """Prepare *handlers* for serving."""
+        """Prepare *handlers* for serving.
+
+        Raises:
+            TypeError: a typed ``on_message`` handler's message type cannot be decoded.
+        """
         tables = {
-            kind: tuple(_prepare(fn, typed=kind == "on_message") for fn in getattr(handlers, kind))
+            kind: tuple(Call.of(fn, typed=kind == "on_message") for fn in getattr(handlers, kind))
             for kind in KINDS
         }
         return cls(name=name, **tables)
 
 
-def _prepare(fn: Callable[..., Any], typed: bool = False) -> Call:
-    is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
-    )
-    decoder = _message_decoder(fn) if typed else None
-    return Call(fn, is_async, decoder)
+async def run_hooks(hooks: tuple[Call, ...], request: Request, lobby: Lobby) -> Request | Response:
+    """Run ``before_*`` hooks in order: the forwarded request, or the first ``Response``.
+
+    A hook that raises refuses with 401 (an ``HTTPException`` with its own status).
+    """
+    for call in hooks:
+        try:
+            result = await call(request, lobby)
+        except HTTPException as exc:
+            return Response(exc.description or exc.name, exc.code or 401)
+        except Exception as exc:
+            logger.info("%s refused %s: %s", call.name, lobby, type(exc).__name__)
+            message = str(exc)[:200]
+            return Response(message or "Unauthorized", 401)
+        if result is None:
+            continue
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, Request):
+            request = result
+            continue
+        logger.error("%r returned %r; expected a Request, a Response or None", call.fn, result)
+        return Response("Internal Server Error", 500)
+    return request
 
 
 _RAW = (str, bytes, Any, object, Union[str, bytes], str | bytes, inspect.Parameter.empty)  # noqa: UP007
