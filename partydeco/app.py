@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
     from .backplane import Backplane
     from .lifecycle import RoomLifecycle
-    from .limits import Guard
     from .outbox import Outbox
+    from .security.limits import Guard
     from .static import StaticFiles
     from .storage import StorageBackend
     from .types import Receive, Scope, Send
@@ -138,7 +138,7 @@ class App:
     def guard(self) -> Guard:
         """The admission state (handshake rates, connections per address and room)."""
         if self._guard is None:
-            from .limits import Guard
+            from .security.limits import Guard
 
             self._guard = Guard(self.config)
         return self._guard

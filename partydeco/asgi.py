@@ -10,29 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from quart import Quart
 
-from . import expiry, routing
+from . import routing
 from .closecodes import ABNORMAL, GOING_AWAY, MESSAGE_TOO_BIG, NO_STATUS, POLICY_VIOLATION
 from .dispatch import run_hooks
 from .errors import BackplaneUnavailableError, BodyTooLargeError
-from .limits import header
-from .origins import cors_preflight_headers
 from .outbox import Outbox
 from .request import Request
 from .response import Response
 from .room import Lobby
+from .security import expiry
+from .security.limits import MessageRate, header
+from .security.origins import cors_preflight_headers
 from .types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from .app import App
     from .config import Config
     from .dispatch import Dispatch
-    from .limits import Admission
     from .routing import Route
+    from .security.limits import Admission
 
 __all__ = ["make_quart"]
 
@@ -243,10 +243,8 @@ async def _serve_websocket(
     refresher = forwarded.token_refresher if config.token_refresh else None
     # The socket may stay open for hours: keep no reference to its upgrade request.
     del request, forwarded
-    # the message-rate token bucket: two floats, touched only when the limit is on
-    rate = config.max_messages_per_second
-    burst = float(config.message_burst)
-    tokens, last = burst, time.monotonic()
+    per_second = config.max_messages_per_second
+    rate = MessageRate(per_second, config.message_burst) if per_second is not None else None
     drop = config.message_rate_action == "drop"
     try:
         while True:
@@ -259,15 +257,10 @@ async def _serve_websocket(
                 if len(data) > limit:
                     outbox.close(MESSAGE_TOO_BIG, "message too big", discard=True)
                     continue
-                if rate is not None:
-                    now = time.monotonic()
-                    tokens = min(burst, tokens + (now - last) * rate)
-                    last = now
-                    if tokens < 1.0:
-                        if not drop:
-                            outbox.close(POLICY_VIOLATION, "message rate exceeded")
-                        continue
-                    tokens -= 1.0
+                if rate is not None and not rate.allow():
+                    if not drop:
+                        outbox.close(POLICY_VIOLATION, "message rate exceeded")
+                    continue
                 if (
                     refresher is not None
                     and expiry.maybe_refresh(data)

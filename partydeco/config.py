@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from .security.origins import OriginPolicy
+
 __all__ = ["PARTY_OPTIONS", "Config"]
 
 #: The options :meth:`partydeco.Party.configure` may set for one party; the
@@ -190,8 +192,6 @@ class Config:
             )
         if self.allowed_origins is not None:
             origins = _strings("allowed_origins", self.allowed_origins)
-            from .origins import OriginPolicy
-
             OriginPolicy(origins)  # raises ValueError naming a malformed entry
             object.__setattr__(self, "allowed_origins", origins)
         proxies = _strings("trusted_proxies", self.trusted_proxies)

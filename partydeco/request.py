@@ -15,7 +15,7 @@ from .errors import BodyTooLargeError
 from .types import Receive
 
 if TYPE_CHECKING:
-    from .expiry import Refresher
+    from .types import Refresher
 
 __all__ = ["Request"]
 

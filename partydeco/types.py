@@ -35,6 +35,7 @@ __all__ = [
     "MessageHandler",
     "MessageHandlerT",
     "Receive",
+    "Refresher",
     "RequestHandler",
     "RequestHandlerT",
     "Scope",
@@ -57,6 +58,10 @@ Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
 #: An ASGI 3 application.
 ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: ``await refresher(token)`` checks a new token for the client of an open socket and
+#: returns its expiry (seconds since the epoch, or ``None`` for none); it raises to refuse it.
+Refresher: TypeAlias = Callable[[str], Awaitable[float | None]]
 
 #: Headers given to partydeco: a mapping, ``(name, value)`` pairs, or werkzeug ``Headers``.
 HeadersLike: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]] | Headers

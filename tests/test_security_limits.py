@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from partydeco import App, Party
-from partydeco.limits import RateTable
+from partydeco.security.limits import RateTable
 from tests.helpers import ROOT, eventually, serve
 from tests.security_kit import Seen, echo_app, open_ws, refusal, ws_status
 

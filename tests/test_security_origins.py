@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from partydeco import App, Party, Response
-from partydeco.origins import OriginPolicy
+from partydeco.security.origins import OriginPolicy
 from tests.helpers import serve
 from tests.security_kit import Seen, echo_app, raw_handshake, refusal, ws_status
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from partydeco.proxies import client_address, limit_key, networks
+from partydeco.security.proxies import client_address, limit_key, networks
 from tests.helpers import serve
 from tests.security_kit import Seen, echo_app, open_ws, ws_status
 

@@ -19,10 +19,10 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from partydeco.expiry import Refresher
 from partydeco.request import Request
 from partydeco.response import Response
 from partydeco.room import Lobby
+from partydeco.types import Refresher
 
 from .errors import InvalidTokenError
 from .verifier import TokenVerifier

@@ -35,28 +35,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeGuard
 
 import msgspec
 
-from .closecodes import TOKEN_EXPIRED
-from .codec import encode_frame
+from ..auth.errors import InvalidTokenError
+from ..closecodes import TOKEN_EXPIRED
+from ..codec import encode_frame
+from ..types import Refresher
 
 if TYPE_CHECKING:
+    from ..outbox import Outbox
     from .limits import Admission
-    from .outbox import Outbox
 
-__all__ = ["REFRESH_MARK", "TOKEN_EXPIRED", "Refresher", "arm", "maybe_refresh", "refresh"]
+__all__ = ["REFRESH_MARK", "TOKEN_EXPIRED", "arm", "maybe_refresh", "refresh"]
 
 logger = logging.getLogger("partydeco")
 
 #: What a refresh frame holds within its first 64 characters.
 REFRESH_MARK = '"partydeco.refresh"'
-
-#: ``await refresher(token)`` checks a new token for the same client and returns its
-#: expiry (seconds since the epoch, or ``None`` for none); it raises to refuse it.
-Refresher = Callable[[str], Awaitable[float | None]]
 
 
 class _RefreshFrame(msgspec.Struct):
@@ -110,8 +107,6 @@ async def refresh(
 
 
 def _refusal(exc: Exception) -> str | bytes:
-    from .auth.errors import InvalidTokenError  # the auth package builds on this module's callers
-
     if isinstance(exc, InvalidTokenError):
         if exc.status != 401:
             return _error("unavailable", exc.reason)

@@ -14,16 +14,16 @@ from collections import OrderedDict
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from ..response import Response
 from .origins import DEFAULT_ORIGINS, OriginPolicy
 from .proxies import client_address, is_loopback, limit_key, networks
-from .response import Response
 
 if TYPE_CHECKING:
     from asyncio import TimerHandle
 
-    from .config import Config
+    from ..config import Config
 
-__all__ = ["Admission", "Guard", "RateTable", "header"]
+__all__ = ["Admission", "Guard", "MessageRate", "RateTable", "header"]
 
 
 def header(scope: Mapping[str, Any], name: bytes) -> str | None:
@@ -85,6 +85,33 @@ class RateTable:
         return len(self._buckets)
 
 
+class MessageRate:
+    """One connection's message budget: a token bucket of *burst* tokens gaining *rate*
+    a second; each message takes one.
+
+    Two floats per connection, touched once per message by the socket's reader.
+    """
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = self.burst
+        self.last = time.monotonic()
+
+    def allow(self) -> bool:
+        """Take a token for one message; ``False`` when the connection is over its rate."""
+        now = time.monotonic()
+        tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if tokens < 1.0:
+            self.tokens = tokens
+            return False
+        self.tokens = tokens - 1.0
+        return True
+
+
 class Admission:
     """The slots one accepted WebSocket holds; :meth:`release` gives them back once."""
 
@@ -133,7 +160,7 @@ class Guard:
             if config.handshake_rate is not None
             else None
         )
-        #: open sockets by client address key (see :func:`partydeco.proxies.limit_key`)
+        #: open sockets by client address key (see :func:`partydeco.security.proxies.limit_key`)
         self.per_address: dict[str, int] = {}
         #: open sockets by (party, room id)
         self.per_room: dict[tuple[str, str], int] = {}
