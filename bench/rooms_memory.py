@@ -15,7 +15,7 @@ import sys
 import tracemalloc
 
 from partydeco import App, Request, Room
-from partydeco.lifecycle import RoomLifecycle
+from partydeco.server.runtime import Runtime
 
 
 async def main(rounds: int, per_round: int) -> None:
@@ -30,25 +30,25 @@ async def main(rounds: int, per_round: int) -> None:
         await room.storage.delete("seen")  # leaves no data behind: only rooms are measured
         return room.id
 
-    lifecycle = RoomLifecycle(app)
+    runtime = Runtime(app)  # what a server builds as it starts, without serving
     tracemalloc.start()
     baseline = 0
     for r in range(rounds):
         for i in range(per_round):
-            room = app.backplane.room("main", f"room-{r}-{i}")
+            room = runtime.backplane.room("main", f"room-{r}-{i}")
             await room.request(Request("GET", f"/parties/main/room-{r}-{i}"))
-        loaded = len(list(app.backplane.rooms()))
-        await lifecycle.reap()
+        loaded = len(list(runtime.backplane.rooms()))
+        await runtime.lifecycle.reap()
         gc.collect()
         current = tracemalloc.get_traced_memory()[0]
         if r == 0:
             baseline = current
         print(
             f"round {r}: {per_round} rooms served, {loaded} loaded before unloading, "
-            f"{len(list(app.backplane.rooms()))} after; traced {current / 1024:8.1f} KiB "
+            f"{len(list(runtime.backplane.rooms()))} after; traced {current / 1024:8.1f} KiB "
             f"({(current - baseline) / 1024:+.1f} KiB since round 0)"
         )
-    await app.storage.close()
+    await runtime.storage.close()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ or plain HTTP; handlers registered with the decorators of :data:`party` (the
 from __future__ import annotations
 
 from . import closecodes
-from .app import App, default_app
+from .app import App
+from .appstack import default_app
 from .config import Config
 from .connection import ConnectContext, Connection
 from .errors import (

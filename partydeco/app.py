@@ -1,44 +1,39 @@
-"""The application: parties, their handlers, and the ASGI entry point."""
+"""The application: named parties, their handlers and options, and the Quart app beside them.
+
+An :class:`App` only holds what is registered on it. What serving it takes
+(storage, the backplane, open sockets) is built when a server starts it, by
+:mod:`partydeco.server`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from quart import Quart
+
+from .appstack import default_app as default_app
+from .appstack import pop, push
 from .closecodes import GOING_AWAY
 from .config import PARTY_OPTIONS, Config
-from .dispatch import KINDS, Dispatch, PartyHandlers
-from .env import load_env
+from .dispatch import KINDS, Dispatch, PartyHandlers, freeze
 from .errors import SetupError
-from .hypercorn_fixes import install as install_hypercorn_fixes
 from .party import Party
 from .routing import MAIN
+from .server.asgi import ASGIEntry
+from .server.run import run
+from .server.static import StaticFiles
 
 if TYPE_CHECKING:
-    from quart import Quart
     from quart.testing import QuartClient
 
-    from .backplane import Backplane
-    from .lifecycle import RoomLifecycle
-    from .outbox import Outbox
-    from .security.limits import Guard
-    from .static import StaticFiles
-    from .storage import StorageBackend
+    from .server.runtime import Runtime
     from .types import Receive, Scope, Send
 
 __all__ = ["App", "default_app"]
-
-logger = logging.getLogger("partydeco")
-
-
-#: Environment variable naming the Redis URL when ``App(redis_url=...)`` is not given.
-REDIS_ENV_VAR = "PARTYDECO_REDIS_URL"
-
 
 class App:
     """A partydeco application: named parties and their handlers, served over ASGI.
@@ -53,9 +48,9 @@ class App:
         app = App(max_message_size=64 * 1024)
         chat = app.party("chat")
 
-    The app is an ASGI application (``hypercorn module:app``). It is built on
-    Quart: :attr:`quart` serves every URL that is not a party URL, so plain
-    Quart routes can live beside the parties.
+    The app is an ASGI application (``hypercorn module:app``). Every URL that is
+    not a party URL or a static asset is served by :attr:`quart`, so plain Quart
+    routes, blueprints and extensions live beside the parties.
 
     Args:
         **options: fields of :class:`~partydeco.config.Config`.
@@ -65,25 +60,29 @@ class App:
         self.config = Config(**options)
         #: handlers by party name, filled by the decorators.
         self.handlers: dict[str, PartyHandlers] = {MAIN: PartyHandlers()}
-        self._dispatch: dict[str, Dispatch] | None = None
-        self._env: Mapping[str, str] | None = None
-        self._backplane: Backplane | None = None
-        self._quart: Quart | None = None
-        #: open sockets, for graceful shutdown; filled by the ASGI layer.
-        self.sockets: dict[Outbox, asyncio.Event] = {}
-        #: asset folders served at non-party URLs, in order; filled by ``add_static``.
-        self.static_files: list[StaticFiles] = []
-        self._storage: StorageBackend | None = None
-        self._lifecycle: RoomLifecycle | None = None
         #: per-party configurations, for parties given options with ``Party.configure``.
         self.party_configs: dict[str, Config] = {}
-        self._guard: Guard | None = None
+        #: asset folders served at non-party URLs, in order; filled by ``Party.static``.
+        self.static_files: list[StaticFiles] = []
+        #: the Quart app serving every other URL; add routes with ``@app.quart.route``.
+        self.quart = Quart("partydeco")
+        #: the ASGI entry, installed as Quart's ``asgi_app`` (Quart's hook for middleware).
+        self.asgi = ASGIEntry(self, self.quart.asgi_app)
+        self.quart.asgi_app = self.asgi  # type: ignore[method-assign, assignment]
+        self._dispatch: dict[str, Dispatch] | None = None
 
     # -- registering ----------------------------------------------------------------
 
     def party(self, name: str = MAIN) -> Party:
         """The handle of party *name* on this app."""
         return Party(name, self)
+
+    def _check_setup(self, what: str) -> None:
+        if self._dispatch is not None:
+            raise SetupError(
+                f"cannot {what}: the app is already serving. "
+                "Do it at import time, before the server starts."
+            )
 
     def add_handler(self, party: str, kind: str, f: Callable[..., Any]) -> None:
         """Register *f* as a handler of *kind* (``"on_message"`` etc.) for *party*.
@@ -94,11 +93,7 @@ class App:
             SetupError: the app already started serving.
             ValueError: *kind* is unknown or *f* is not callable.
         """
-        if self._dispatch is not None:
-            raise SetupError(
-                f"cannot register {kind} for party {party!r}: the app is already serving. "
-                "Register every handler at import time, before the server starts."
-            )
+        self._check_setup(f"register {kind} for party {party!r}")
         if kind not in KINDS:
             raise ValueError(f"unknown handler kind {kind!r}; expected one of {', '.join(KINDS)}")
         if not callable(f):
@@ -115,11 +110,7 @@ class App:
             SetupError: the app already started serving.
             ValueError: an option is unknown, process-wide, or has a bad value.
         """
-        if self._dispatch is not None:
-            raise SetupError(
-                f"cannot configure party {party!r}: the app is already serving. "
-                "Configure parties at import time, before the server starts."
-            )
+        self._check_setup(f"configure party {party!r}")
         unknown = sorted(set(options) - PARTY_OPTIONS)
         if unknown:
             raise ValueError(
@@ -134,158 +125,48 @@ class App:
         """The configuration serving *party*: the app's, with the party's overrides."""
         return self.party_configs.get(party, self.config)
 
-    @property
-    def guard(self) -> Guard:
-        """The admission state (handshake rates, connections per address and room)."""
-        if self._guard is None:
-            from .security.limits import Guard
-
-            self._guard = Guard(self.config)
-        return self._guard
-
     def add_static(self, directory: str | os.PathLike[str]) -> None:
         """Serve the files under *directory* at non-party URLs (see ``Party.static``).
 
         Raises:
-            SetupError: the app already started serving.
+            SetupError: the app already started serving, or *directory* does not exist.
         """
-        if self._dispatch is not None:
-            raise SetupError(
-                "cannot add a static folder: the app is already serving. "
-                "Call party.static() at import time, before the server starts."
-            )
-        from .static import StaticFiles
-
+        self._check_setup("add a static folder")
         if not os.path.isdir(directory):
             raise SetupError(f"static folder {os.fspath(directory)!r} does not exist")
         self.static_files.append(StaticFiles(directory))
 
-    # -- serving ----------------------------------------------------------------------
+    def freeze(self) -> Mapping[str, Dispatch]:
+        """End registration and return the handler tables the server dispatches with.
 
-    @property
-    def storage(self) -> StorageBackend:
-        """The storage backend behind every ``room.storage``, made from ``config.storage``.
+        The server calls this as it starts; after it, registering raises
+        :class:`SetupError`. Calling it again returns the same tables.
 
-        It is created on first use (nothing touches the disk before a room uses its
-        storage or an alarm handler exists), and closed when the server stops.
-        Assign a backend to share one between apps or to use a custom one.
+        Raises:
+            SetupError: a handler cannot be prepared (a message type msgspec
+                cannot decode); nothing is frozen then.
         """
-        if self._storage is None:
-            from .storage import open_storage
-            from .storage.config import STORAGE_ENV_VAR
-
-            redis_url = self.redis_url
-            if self.config.storage is None and not os.environ.get(STORAGE_ENV_VAR) and redis_url:
-                _need_redis()
-                from .storage.redis import RedisStorage
-
-                self._storage = RedisStorage(redis_url, prefix=self.config.redis_prefix)
-            else:
-                self._storage = open_storage(self.config.storage)
-        return self._storage
-
-    @storage.setter
-    def storage(self, value: StorageBackend) -> None:
-        self._storage = value
-
-    async def start_services(self) -> None:
-        """Start the backplane, the alarm scheduler and idle-room unloading; the server
-        calls this."""
-        await self.backplane.start()
-        if self._lifecycle is None:
-            from .lifecycle import RoomLifecycle
-
-            self._lifecycle = RoomLifecycle(self)
-        await self._lifecycle.start()
-
-    async def stop_services(self) -> None:
-        """Stop what :meth:`start_services` started and close the storage backend."""
-        if self._lifecycle is not None:
-            await self._lifecycle.stop()
-        if self._backplane is not None:
-            await self._backplane.stop()
-        if self._storage is not None:
-            await self._storage.close()
-            self._storage = None
-
-    @property
-    def lifecycle(self) -> RoomLifecycle | None:
-        """The running alarm scheduler and idle-room reaper, once the server started."""
-        return self._lifecycle
-
-    @property
-    def env(self) -> Mapping[str, str]:
-        """The process environment merged over ``.env`` in the working directory."""
-        if self._env is None:
-            self._env = load_env()
-        return self._env
-
-    @property
-    def started(self) -> bool:
-        """Whether the app has started serving (no more handlers can be added)."""
-        return self._dispatch is not None
-
-    @property
-    def dispatch(self) -> dict[str, Dispatch]:
-        """The frozen handler tables; freezes the app on first use."""
         if self._dispatch is None:
-            tables = {}
-            for name, handlers in self.handlers.items():
-                try:
-                    tables[name] = Dispatch.freeze(name, handlers)
-                except TypeError as exc:
-                    raise SetupError(f"party {name!r}: {exc}") from exc
-            self._dispatch = tables
-            install_hypercorn_fixes(self.config.max_message_size)
+            self._dispatch = freeze(self.handlers)
         return self._dispatch
 
     @property
-    def redis_url(self) -> str | None:
-        """The Redis URL that makes this app a cluster: ``config.redis_url``, else the
-        ``PARTYDECO_REDIS_URL`` environment variable, else ``None`` (one process)."""
-        return self.config.redis_url or os.environ.get(REDIS_ENV_VAR) or None
+    def started(self) -> bool:
+        """Whether registration has ended (:meth:`freeze` ran)."""
+        return self._dispatch is not None
+
+    # -- serving ----------------------------------------------------------------------
 
     @property
-    def backplane(self) -> Backplane:
-        """Where this app's rooms live: this process, or a Redis cluster when
-        :attr:`redis_url` is set."""
-        if self._backplane is None:
-            from .parties import Parties
-
-            redis_url = self.redis_url
-            if redis_url:
-                _need_redis()
-                from .cluster import RedisBackplane
-
-                self._backplane = RedisBackplane(
-                    redis_url, self.dispatch, self.env, self.config,
-                    storage=self.storage, parties=Parties(self),
-                )
-            else:
-                from .backplane import LocalBackplane
-
-                self._backplane = LocalBackplane(
-                    self.dispatch, self.env, self.config,
-                    storage=self.storage, parties=Parties(self),
-                )
-        return self._backplane
-
-    @backplane.setter
-    def backplane(self, value: Backplane) -> None:
-        self._backplane = value
-
-    @property
-    def quart(self) -> Quart:
-        """The Quart app that serves non-party URLs and the ASGI lifespan."""
-        if self._quart is None:
-            from .asgi import make_quart
-
-            self._quart = make_quart(self)
-        return self._quart
+    def runtime(self) -> Runtime | None:
+        """What serving the app takes (storage, backplane, sockets), once a server
+        started it; ``None`` before (see :class:`partydeco.server.runtime.Runtime`)."""
+        return self.asgi.runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI interface."""
-        await self.quart(scope, receive, send)  # type: ignore[arg-type]
+        """The ASGI interface: Quart's ``asgi_app``, which is partydeco's entry unless an
+        ASGI middleware wrapped it."""
+        await self.quart.asgi_app(scope, receive, send)  # type: ignore[arg-type]
 
     def test_client(self) -> QuartClient:
         """Quart's test client for this app; party URLs work through it too.
@@ -302,19 +183,8 @@ class App:
 
         Sockets that do not finish within ``shutdown_timeout`` are closed at once.
         """
-        if not self.sockets:
-            return
-        for outbox in list(self.sockets):
-            outbox.close(code, reason)
-        waits = [event.wait() for event in self.sockets.values()]
-        _, pending = await asyncio.wait(
-            [asyncio.ensure_future(w) for w in waits], timeout=self.config.shutdown_timeout
-        )
-        for task in pending:
-            task.cancel()
-        if pending:
-            for outbox in list(self.sockets):
-                await outbox.close_now(code, reason)
+        if self.runtime is not None:
+            await self.runtime.shutdown(code, reason)
 
     def run(
         self,
@@ -335,12 +205,10 @@ class App:
             port: the port to bind: the ``PORT`` environment variable, else 1999,
                 PartyKit's dev port.
             workers: processes to serve with. Rooms are per process unless
-                Redis is configured (:attr:`redis_url`).
+                Redis is configured (``redis_url``).
             reload: restart when a Python file under the working directory changes.
             **hypercorn_options: other ``hypercorn.config.Config`` attributes.
         """
-        from .server import run
-
         run(
             self,
             host=host or os.environ.get("HOST", "127.0.0.1"),
@@ -353,7 +221,7 @@ class App:
     # -- default app --------------------------------------------------------------------
 
     def __enter__(self) -> App:
-        _stack.append(self)
+        push(self)
         return self
 
     def __exit__(
@@ -362,30 +230,10 @@ class App:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if _stack and _stack[-1] is self:
-            _stack.pop()
-        else:
-            raise SetupError("App contexts were exited out of order")
+        pop(self)
 
     def __repr__(self) -> str:
         return f"<App parties={sorted(self.handlers)}>"
 
 
-_stack: list[App] = []
-
-
-def _need_redis() -> None:
-    try:
-        import redis  # noqa: F401
-    except ImportError:
-        raise SetupError(
-            "Redis is configured (redis_url or PARTYDECO_REDIS_URL) but the redis package "
-            "is not installed: pip install 'partydeco[redis]'"
-        ) from None
-
-
-def default_app() -> App:
-    """The current default app: the innermost ``with App()``, else the global one."""
-    if not _stack:
-        _stack.append(App())
-    return _stack[-1]
+push(App())  # the global default app, at the bottom of the stack

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .app import App, default_app
 from .party import Party
-from .server import RELOADER_ENV, supervise
+from .server.run import RELOADER_ENV, supervise
 
 __all__ = ["load_app", "main"]
 

@@ -11,7 +11,7 @@ from .codec import encode_frame
 from .errors import StateTooLargeError
 
 if TYPE_CHECKING:
-    from .outbox import Outbox
+    from .backplane.base import Sink
     from .request import Request
     from .room import Room
 
@@ -39,32 +39,37 @@ class ConnectContext:
 class Connection:
     """A client's WebSocket in a room.
 
-    ``send`` and ``close`` return at once: frames are queued and written by the
-    connection's own writer, so a slow client never holds up a handler.
+    ``send`` and ``close`` return at once: a frame is written to an idle socket
+    straight away, or queued behind a slow one, so a slow client never holds up
+    a handler.
 
     Attributes:
         id: the ``_pk`` query parameter the client sent, else a fresh UUID4.
         uri: the URL the client connected to, as the hooks forwarded it.
         room: the :class:`~partydeco.Room` the connection belongs to.
+        sink: where its frames go: its socket's outbox, or a relay to the process
+            that holds the socket (see :class:`partydeco.backplane.Sink`).
+        tags: the connection's tags, its id first; the room sets them from the
+            ``connection_tags`` handlers as the connection joins.
     """
 
-    __slots__ = ("_outbox", "_state", "_state_limit", "_tags", "id", "room", "uri")
+    __slots__ = ("_state", "_state_limit", "id", "room", "sink", "tags", "uri")
 
     def __init__(
-        self, id: str, uri: str, room: Room, outbox: Outbox, *, state_limit: int = 2048
+        self, id: str, uri: str, room: Room, sink: Sink, *, state_limit: int = 2048
     ) -> None:
         self.id = id
         self.uri = uri
         self.room = room
-        self._outbox = outbox
+        self.sink = sink
         self._state: Any = None
         self._state_limit = state_limit
-        self._tags: tuple[str, ...] = (id,)
+        self.tags: tuple[str, ...] = (id,)
 
     @property
     def open(self) -> bool:
         """Whether the connection is open: neither closed nor closing."""
-        return self._outbox.accepted and not self._outbox.closing
+        return self.sink.accepted and not self.sink.closing
 
     @property
     def state(self) -> Any:
@@ -92,11 +97,6 @@ class Connection:
         self._state = new
         return new
 
-    @property
-    def tags(self) -> tuple[str, ...]:
-        """The connection's tags, its id first (see ``connection_tags``)."""
-        return self._tags
-
     def send(self, message: Any) -> None:
         """Queue a message for this client.
 
@@ -104,7 +104,7 @@ class Connection:
         is encoded as JSON text with msgspec. Sending on a closed connection
         does nothing.
         """
-        self._outbox.put(encode_frame(message))
+        self.sink.put(encode_frame(message))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection after what was already queued is sent.
@@ -120,7 +120,7 @@ class Connection:
             raise ValueError(f"close code must be 1000 or in 3000-4999, not {code}")
         if len(reason.encode("utf-8")) > 123:
             raise ValueError("close reason must be at most 123 bytes in UTF-8")
-        self._outbox.close(code, reason)
+        self.sink.close(code, reason)
 
     def __repr__(self) -> str:
         return f"<Connection {self.id!r} room={self.room.id!r}>"

@@ -12,13 +12,14 @@ from __future__ import annotations
 import inspect
 import logging
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
 import msgspec
 from werkzeug.exceptions import HTTPException
 
+from .errors import SetupError
 from .request import Request
 from .response import Response
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
         TagsHandler,
     )
 
-__all__ = ["KINDS", "Call", "Dispatch", "PartyHandlers", "run_hooks"]
+__all__ = ["KINDS", "Call", "Dispatch", "PartyHandlers", "freeze", "run_hooks"]
 
 logger = logging.getLogger("partydeco")
 
@@ -147,6 +148,21 @@ class Dispatch:
             for kind in KINDS
         }
         return cls(name=name, **tables)
+
+
+def freeze(handlers: Mapping[str, PartyHandlers]) -> dict[str, Dispatch]:
+    """Prepare every party's handlers for serving.
+
+    Raises:
+        SetupError: a party's handler cannot be prepared; the message names the party.
+    """
+    tables = {}
+    for name, party in handlers.items():
+        try:
+            tables[name] = Dispatch.freeze(name, party)
+        except TypeError as exc:
+            raise SetupError(f"party {name!r}: {exc}") from exc
+    return tables
 
 
 async def run_hooks(hooks: tuple[Call, ...], request: Request, lobby: Lobby) -> Request | Response:

@@ -19,8 +19,12 @@ from .alarms import AlarmScheduler
 from .storage import RoomKey
 
 if TYPE_CHECKING:
-    from .app import App
-    from .room import Room
+    from collections.abc import Mapping
+
+    from .backplane.base import Backplane, RoomHandle
+    from .config import Config
+    from .dispatch import Dispatch
+    from .storage import StorageBackend
 
 __all__ = ["RoomLifecycle"]
 
@@ -33,30 +37,40 @@ MAX_SWEEP = 10.0
 
 
 class RoomLifecycle:
-    """Runs the alarm scheduler and the idle-room reaper of one app."""
+    """Runs the alarm scheduler and the idle-room reaper of one app.
 
-    def __init__(self, app: App) -> None:
-        self._app = app
+    Args:
+        dispatch: the handler tables, by party.
+        storage: where alarms are stored.
+        backplane: where the rooms live.
+        config: the app's configuration (idle timeout, alarm retries).
+    """
+
+    def __init__(
+        self,
+        dispatch: Mapping[str, Dispatch],
+        storage: StorageBackend,
+        backplane: Backplane,
+        config: Config,
+    ) -> None:
+        self.dispatch = dispatch
+        self.storage = storage
+        self.backplane = backplane
+        self.config = config
         self.scheduler: AlarmScheduler | None = None
         self._reaper: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<RoomLifecycle scheduler={self.scheduler!r}>"
 
-    @property
-    def running(self) -> bool:
-        """Whether :meth:`start` ran and :meth:`stop` did not."""
-        return self._reaper is not None
-
     async def start(self) -> None:
         """Start the scheduler (if any party handles alarms) and the reaper."""
         if self._reaper is not None:
             return
-        app = self._app
-        config = app.config
-        if any(d.on_alarm for d in app.dispatch.values()):
+        config = self.config
+        if any(d.on_alarm for d in self.dispatch.values()):
             self.scheduler = AlarmScheduler(
-                app.storage,
+                self.storage,
                 self.fire,
                 retry_delay=config.alarm_retry_delay,
                 max_retries=config.alarm_max_retries,
@@ -77,13 +91,13 @@ class RoomLifecycle:
 
     async def fire(self, key: RoomKey, at: float) -> None:
         """Deliver *key*'s alarm: load the room, run ``on_start`` if needed, then ``on_alarm``."""
-        if key.party not in self._app.dispatch:
+        if key.party not in self.dispatch:
             logger.warning("dropping the alarm of %s/%s: no such party", key.party, key.room)
             return
-        await self._app.backplane.room(key.party, key.room).alarm()
+        await self.backplane.room(key.party, key.room).alarm()
 
     async def _reap_forever(self) -> None:
-        timeout = self._app.config.idle_timeout
+        timeout = self.config.idle_timeout
         interval = min(timeout * SWEEP_FRACTION, MAX_SWEEP)
         while True:
             await asyncio.sleep(interval)
@@ -96,24 +110,23 @@ class RoomLifecycle:
 
     async def reap(self) -> int:
         """Unload every room idle for longer than ``idle_timeout``; return how many."""
-        app = self._app
-        timeout = app.config.idle_timeout
+        timeout = self.config.idle_timeout
         released = 0
-        for room in app.backplane.rooms():
+        for room in self.backplane.rooms():
             if not self._expired(room, timeout):
                 continue
-            if app.dispatch[room.party].on_alarm:
+            if self.dispatch[room.party].on_alarm:
                 key = RoomKey(room.party, room.id)
                 if self.scheduler is not None and self.scheduler.is_firing(key):
                     continue
-                if await app.storage.get_alarm(key) is not None:
+                if await self.storage.get_alarm(key) is not None:
                     continue
                 if not self._expired(room, timeout):  # someone arrived meanwhile
                     continue
-            app.backplane.release(room)
+            self.backplane.release(room)
             released += 1
         return released
 
     @staticmethod
-    def _expired(room: Room, timeout: float) -> bool:
+    def _expired(room: RoomHandle, timeout: float) -> bool:
         return room.idle and time.monotonic() - room.last_active >= timeout

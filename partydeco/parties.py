@@ -21,10 +21,11 @@ from .request import Request
 from .types import HeadersLike, Message
 
 if TYPE_CHECKING:
-    from .app import App
+    from .backplane.base import Backplane, RoomHandle
+    from .config import Config
     from .connection import Connection
+    from .dispatch import Dispatch
     from .response import Response
-    from .room import Room
 
 __all__ = ["Parties", "PartyStub", "RoomSocket", "RoomStub", "SocketClosed"]
 
@@ -33,43 +34,54 @@ _HOST = "localhost"
 
 
 class Parties(Mapping[str, "PartyStub"]):
-    """The parties of an app, by name: ``room.parties["user"]``."""
+    """The parties of an app, by name: ``room.parties["user"]``.
 
-    __slots__ = ("_app",)
+    Args:
+        backplane: where the rooms live.
+        dispatch: the handler tables, by party (their names are the parties).
+        config: the app's configuration (body size and outbox bounds).
+    """
 
-    def __init__(self, app: App) -> None:
-        self._app = app
+    __slots__ = ("_backplane", "_config", "_dispatch")
+
+    def __init__(
+        self, backplane: Backplane, dispatch: Mapping[str, Dispatch], config: Config
+    ) -> None:
+        self._backplane = backplane
+        self._dispatch = dispatch
+        self._config = config
 
     def __getitem__(self, name: str) -> PartyStub:
-        if name not in self._app.dispatch:
-            known = ", ".join(sorted(self._app.dispatch))
+        if name not in self._dispatch:
+            known = ", ".join(sorted(self._dispatch))
             raise KeyError(f"no party named {name!r} (this app has: {known})")
-        return PartyStub(self._app, name)
+        return PartyStub(self._backplane, self._config, name)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._app.dispatch)
+        return iter(self._dispatch)
 
     def __len__(self) -> int:
-        return len(self._app.dispatch)
+        return len(self._dispatch)
 
     def __repr__(self) -> str:
-        return f"<Parties {sorted(self._app.dispatch)}>"
+        return f"<Parties {sorted(self._dispatch)}>"
 
 
 class PartyStub:
     """One party of the app; :meth:`get` addresses one of its rooms."""
 
-    __slots__ = ("_app", "name")
+    __slots__ = ("_backplane", "_config", "name")
 
-    def __init__(self, app: App, name: str) -> None:
-        self._app = app
+    def __init__(self, backplane: Backplane, config: Config, name: str) -> None:
+        self._backplane = backplane
+        self._config = config
         self.name = name
 
     def get(self, room_id: str) -> RoomStub:
         """The room *room_id* of this party (it is created on first use, as by a client)."""
         if not isinstance(room_id, str) or not room_id or "/" in room_id:
             raise ValueError(f"room id must be a non-empty string without '/', not {room_id!r}")
-        return RoomStub(self._app, self.name, room_id)
+        return RoomStub(self._backplane, self._config, self.name, room_id)
 
     def __repr__(self) -> str:
         return f"<PartyStub {self.name!r}>"
@@ -78,10 +90,11 @@ class PartyStub:
 class RoomStub:
     """A handle on another room: ``fetch`` its ``on_request`` or open a ``socket``."""
 
-    __slots__ = ("_app", "party", "room_id")
+    __slots__ = ("_backplane", "_config", "party", "room_id")
 
-    def __init__(self, app: App, party: str, room_id: str) -> None:
-        self._app = app
+    def __init__(self, backplane: Backplane, config: Config, party: str, room_id: str) -> None:
+        self._backplane = backplane
+        self._config = config
         self.party = party
         self.room_id = room_id
 
@@ -111,11 +124,11 @@ class RoomStub:
             scheme="ws" if websocket else "http",
             is_websocket=websocket,
             body=b"" if body is None else body,
-            max_body_size=self._app.config.max_body_size,
+            max_body_size=self._config.max_body_size,
         )
 
-    def _room(self) -> Room:
-        return self._app.backplane.room(self.party, self.room_id)
+    def _room(self) -> RoomHandle:
+        return self._backplane.room(self.party, self.room_id)
 
     async def fetch(
         self,
@@ -158,7 +171,7 @@ class RoomStub:
             await sock.close()
         """
         request = self._request(path, "GET", headers, None, websocket=True)
-        config = self._app.config
+        config = self._config
         sock = RoomSocket(
             self._room(), config.max_pending_messages, config.max_pending_bytes,
             config.close_timeout,
@@ -174,7 +187,9 @@ class RoomSocket:
         id: the connection id the room sees.
     """
 
-    def __init__(self, room: Room, max_messages: int, max_bytes: int, close_timeout: float) -> None:
+    def __init__(
+        self, room: RoomHandle, max_messages: int, max_bytes: int, close_timeout: float
+    ) -> None:
         self._room = room
         self._incoming: asyncio.Queue[Message] = asyncio.Queue()
         self._outbox = Outbox(

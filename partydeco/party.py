@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .appstack import default_app
 from .routing import MAIN, PARTY_NAME
 from .types import (
     AlarmHandlerT,
@@ -66,8 +67,6 @@ class Party:
         """The app this handle registers on."""
         if self._app is not None:
             return self._app
-        from .app import default_app
-
         return default_app()
 
     def configure(self, **options: Any) -> None:

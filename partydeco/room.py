@@ -20,9 +20,9 @@ from .outbox import send_event
 from .response import Response, to_response
 
 if TYPE_CHECKING:
+    from .backplane.base import Sink
     from .config import Config
     from .dispatch import Dispatch
-    from .outbox import Outbox
     from .parties import Parties
     from .request import Request
     from .storage import RoomStorage, StorageBackend
@@ -132,7 +132,7 @@ class Room:
         skip = without if isinstance(without, (set, frozenset)) else set(without)
         for conn in self._connections.values():
             if conn.id not in skip:
-                conn._outbox.put(frame, event)
+                conn.sink.put(frame, event)
 
     @property
     def storage(self) -> RoomStorage:
@@ -180,7 +180,7 @@ class Room:
                 await call(self)
             self._started = True
 
-    async def connect(self, request: Request, outbox: Outbox) -> Connection:
+    async def connect(self, request: Request, sink: Sink) -> Connection:
         """Start the room if needed, accept the socket and run ``on_connect``.
 
         Errors before the socket is accepted propagate (the handshake fails with
@@ -191,10 +191,10 @@ class Room:
             request.args.get("_pk") or str(uuid.uuid4()),
             request.url,
             self,
-            outbox,
+            sink,
             state_limit=self.config.state_limit,
         )
-        await outbox.accept()
+        await sink.accept()
         await self._attach(conn, ConnectContext(request))
         return conn
 
@@ -205,20 +205,20 @@ class Room:
         was accepted elsewhere (a relayed or re-attached connection).
         """
         dispatch = self._dispatch
-        outbox = conn._outbox
+        sink = conn.sink
         try:
             if not dispatch.on_connect and not dispatch.on_message:
                 raise PartydecoError(
                     f"party {self.party!r} has no on_connect or on_message handler"
                 )
             if dispatch.connection_tags:
-                conn._tags = await self._tags(conn, ctx)
+                conn.tags = await self._tags(conn, ctx)
             self._connections[conn.id] = conn
             for call in dispatch.on_connect:
                 await call(conn, ctx)
         except Exception as exc:
             logger.exception("error while connecting %r to %r", conn.id, self)
-            outbox.close(INTERNAL_ERROR, _reason(exc))
+            sink.close(INTERNAL_ERROR, _reason(exc))
 
     async def _tags(self, conn: Connection, ctx: ConnectContext) -> tuple[str, ...]:
         tags = [conn.id]
@@ -242,7 +242,7 @@ class Room:
                 try:
                     arg = call.decoder.decode(data)
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                    conn._outbox.put(encode_frame({"error": "invalid_message", "detail": str(exc)}))
+                    conn.sink.put(encode_frame({"error": "invalid_message", "detail": str(exc)}))
                     await self.error(conn, InvalidMessageError(str(exc)))
                     continue
             try:

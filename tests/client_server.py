@@ -209,7 +209,7 @@ async def running(
 @contextlib.asynccontextmanager
 async def serve_app_on(app: Any, port: int) -> AsyncIterator[str]:
     """Serve a partydeco ``App`` on a fixed loopback port (so a test can restart it there)."""
-    from partydeco.server import serving
+    from partydeco.testing import serving
 
     async with serving(app, port=port, websocket_ping_interval=None) as base:
         yield base

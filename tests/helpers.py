@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from partydeco import App
-from partydeco.server import free_port, serving
+from partydeco.testing import free_port, serving
 
 __all__ = ["ROOT", "Process", "eventually", "free_port", "serve", "start_process"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from partydeco.server import free_port
+from partydeco.testing import free_port
 
 __all__ = ["RedisServer", "redis_binary"]
 

@@ -46,7 +46,7 @@ def test_handles_can_be_bound_to_an_app() -> None:
 
 def test_registering_after_start_is_a_clear_error() -> None:
     with App() as app:
-        app.dispatch  # noqa: B018 - the server freezes the app like this
+        app.freeze()  # what the server does as it starts
         with pytest.raises(SetupError, match="already serving"):
 
             @party.on_connect

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from partydeco.client import RoomAddress, is_local_host
-from partydeco.roomurl import encode_query, normalize_host
+from partydeco.client.url import encode_query, normalize_host
 
 
 @pytest.mark.parametrize(

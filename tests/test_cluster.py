@@ -347,11 +347,13 @@ async def test_an_alarm_fires_once_on_the_owner(
 
         async def settled() -> bool:
             for app in apps.values():
-                scheduler = app.lifecycle.scheduler if app.lifecycle else None
+                assert app.runtime is not None
+                scheduler = app.runtime.lifecycle.scheduler
                 assert scheduler is not None
                 for room in owners:
                     key = RoomKey("main", room)
-                    if scheduler.is_firing(key) or await app.storage.get_alarm(key) is not None:
+                    alarm = await app.runtime.storage.get_alarm(key)
+                    if scheduler.is_firing(key) or alarm is not None:
                         return False
             return True
 
@@ -372,7 +374,7 @@ async def test_an_idle_room_gives_its_lease_back(
         assert (await http(a)).json()["app"] == "A"
         assert (await http(b)).json()["app"] == "A"  # relayed to the owner
         await eventually(
-            lambda: not list(a_app.backplane.rooms()) and not list(b_app.backplane.rooms())
+            lambda: not any(list(app.runtime.backplane.rooms()) for app in (a_app, b_app))
         )
         deadline = time.monotonic() + 5
         while (await http(b)).json()["app"] != "B":  # the lease is free: b takes the room

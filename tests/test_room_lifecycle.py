@@ -61,7 +61,7 @@ async def test_alarm_fires_without_connections_and_room_id_works() -> None:
         r = await client.post(f"http://{base}/parties/main/quiet-room")
         assert r.text == "scheduled"
         assert await asyncio.wait_for(fired.get(), 5) == ("quiet-room", "set by request")
-        storage = app.backplane.room("main", "quiet-room").storage
+        storage = app.runtime.backplane.room("main", "quiet-room").storage
         await eventually_async(lambda: storage.get_alarm(), expect=None)
 
 
@@ -103,7 +103,7 @@ async def test_failing_alarm_is_retried_with_backoff() -> None:
         assert len(attempts) == 3
         assert attempts[1] - attempts[0] >= 0.05
         assert attempts[2] - attempts[1] >= 0.1
-        room = app.backplane.room("main", "r")
+        room = app.runtime.backplane.room("main", "r")
         assert await room.storage.get("cleaned") is True
         await eventually_async(lambda: room.storage.get_alarm(), expect=None)
 
@@ -164,7 +164,7 @@ async def test_idle_rooms_unload_and_reload() -> None:
         connection.send(str(await connection.room.storage.get("starts")))
 
     def loaded() -> set[str]:
-        return {room.id for room in app.backplane.rooms()}
+        return {room.id for room in app.runtime.backplane.rooms()}
 
     async with serve(app) as base:
         async with connect(f"ws://{base}/parties/main/a") as ws:
@@ -195,9 +195,9 @@ async def test_rooms_with_a_pending_alarm_stay_loaded() -> None:
     async with serve(app) as base, httpx.AsyncClient() as client:
         await client.post(f"http://{base}/parties/main/waiting?alarm=1")
         await client.post(f"http://{base}/parties/main/done")
-        await eventually(lambda: {r.id for r in app.backplane.rooms()} == {"waiting"})
-        await app.backplane.room("main", "waiting").storage.delete_alarm()
-        await eventually(lambda: not list(app.backplane.rooms()))
+        await eventually(lambda: {r.id for r in app.runtime.backplane.rooms()} == {"waiting"})
+        await app.runtime.backplane.room("main", "waiting").storage.delete_alarm()
+        await eventually(lambda: not list(app.runtime.backplane.rooms()))
 
 
 async def test_many_short_lived_rooms_leave_nothing_behind() -> None:
@@ -217,11 +217,11 @@ async def test_many_short_lived_rooms_leave_nothing_behind() -> None:
                 *(client.get(f"http://{base}/parties/main/{r}") for r in rooms)
             )
             assert [r.text for r in replies] == rooms
-            await eventually(lambda: not list(app.backplane.rooms()))
+            await eventually(lambda: not list(app.runtime.backplane.rooms()))
             gc.collect()
             mine = [o for o in gc.get_objects() if isinstance(o, Room) and o.id in rooms]
             assert mine == []
-            assert app.storage._locks == {}
+            assert app.runtime.storage._locks == {}
 
 
 async def test_connection_tags_and_get_connections_by_tag() -> None:

@@ -32,7 +32,7 @@ async def test_room_capacity_answers_503_and_frees_slots_on_close() -> None:
         third = await open_ws(base, "/parties/main/full")
         await second.close()
         await third.close()
-    assert app.guard.per_room == {} and app.guard.per_address == {}
+    assert app.runtime.guard.per_room == {} and app.runtime.guard.per_address == {}
 
 
 async def test_per_party_room_capacity() -> None:
@@ -53,7 +53,7 @@ async def test_connections_per_address_answer_429() -> None:
         status, _, body = await refusal(base, "/parties/main/room-9")
         assert (status, body) == (429, b"Too many connections from this address")
         await sockets[0].close()
-        await eventually(lambda: app.guard.per_address.get("127.0.0.1") == 2)
+        await eventually(lambda: app.runtime.guard.per_address.get("127.0.0.1") == 2)
         sockets[0] = await open_ws(base, "/parties/main/room-9")
         for ws in sockets:
             await ws.close()
@@ -96,7 +96,7 @@ async def test_failed_hooks_release_their_slots() -> None:
     async with serve(app) as base:
         for _ in range(3):
             assert (await refusal(base))[0] == 401
-    assert app.guard.per_room == {} and app.guard.per_address == {}
+    assert app.runtime.guard.per_room == {} and app.runtime.guard.per_address == {}
 
 
 async def test_message_rate_over_the_limit_closes_with_1008() -> None:

@@ -340,7 +340,7 @@ async def test_typed_handler_with_an_unsupported_annotation_fails_at_start() -> 
     from partydeco import SetupError
 
     with pytest.raises(SetupError, match="main"):
-        app.dispatch  # noqa: B018
+        app.freeze()
 
 
 async def test_two_parties_are_isolated() -> None:

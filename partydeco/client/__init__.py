@@ -12,6 +12,8 @@ Example::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from partydeco.client.backoff import (
     TERMINAL_STATUSES,
     Backoff,
@@ -27,8 +29,10 @@ from partydeco.client.errors import (
     RetriesExhaustedError,
     SocketClosedError,
 )
-from partydeco.client.socket import HeadersSource, Message, PartySocket, QuerySource
-from partydeco.roomurl import QueryValue, RoomAddress, is_local_host
+from partydeco.client.url import QueryValue, RoomAddress, is_local_host
+
+if TYPE_CHECKING:
+    from partydeco.client.socket import HeadersSource, Message, PartySocket, QuerySource
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -50,3 +54,22 @@ __all__ = [
     "default_should_reconnect",
     "is_local_host",
 ]
+
+# The socket needs the ``websockets`` package (the ``client`` extra); the rest of the
+# package (URLs, backoff, errors) does not, and the test client uses it.
+_SOCKET_NAMES = frozenset({"HeadersSource", "Message", "PartySocket", "QuerySource"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOCKET_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        from partydeco.client import socket
+    except ModuleNotFoundError as exc:
+        if exc.name != "websockets":
+            raise
+        raise ImportError(
+            f"partydeco.client.{name} needs the websockets package: "
+            "pip install 'partydeco[client]'"
+        ) from None
+    return getattr(socket, name)

@@ -29,7 +29,7 @@ from partydeco.client.errors import (
     RetriesExhaustedError,
     SocketClosedError,
 )
-from partydeco.roomurl import QueryValue, RoomAddress
+from partydeco.client.url import QueryValue, RoomAddress
 
 if TYPE_CHECKING:
     import httpx

@@ -5,7 +5,7 @@ the same keys, all with score 0, so ``ZRANGEBYLEX`` lists them in bytewise order
 every write is one Lua script, so a batch (and a committed transaction) is applied
 atomically. Alarms are one sorted set for the whole app (room -> epoch seconds).
 
-In a cluster (:class:`partydeco.cluster.RedisBackplane`) two more rules apply:
+In a cluster (:class:`partydeco.backplane.redis.RedisBackplane`) two more rules apply:
 
 - **fencing**: a write fails with :class:`NotOwnerError` when another process holds
   the room's ownership lease, so a process that lost a room cannot overwrite the

@@ -1,24 +1,4 @@
-"""Test a partydeco app in-process: connect to rooms, send and receive, make HTTP requests.
-
-No server and no network: the client calls the app's ASGI callable directly, so a test is
-fast and deterministic, and whatever the app does (hooks, rooms, broadcasts) runs for real.
-
-Example::
-
-    from partydeco.testing import TestClient
-
-    async def test_greeting() -> None:
-        async with TestClient(app) as client:
-            async with client.connect("lobby", query={"token": "alice-token"}) as alice:
-                assert await alice.receive() == "Hello alice from party!"
-
-            with pytest.raises(HandshakeRefusedError) as refused:
-                async with client.connect("lobby", query={"token": "nope"}):
-                    pass
-            assert refused.value.status == 401
-
-            response = await client.get("/parties/main/lobby")
-            assert response.status == 200
+"""The in-process test client: connect to rooms, send and receive, make HTTP requests.
 
 Every wait is bounded by ``timeout`` (seconds, 5 by default), so a test that expects a message
 that never comes fails with :class:`TimeoutError` instead of hanging.
@@ -35,24 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from partydeco.errors import (
-    ClosedByAppError,
-    ConnectionClosedError,
-    HandshakeRefusedError,
-    PartydecoError,
-)
-from partydeco.roomurl import QueryValue, RoomAddress, encode_query
+from partydeco.client.url import QueryValue, RoomAddress, encode_query
+from partydeco.errors import ConnectionClosedError, HandshakeRefusedError, PartydecoError
 from partydeco.types import ASGIApp, Message, Receive, Send
 
-__all__ = [
-    "ASGIApp",
-    "ClosedByAppError",
-    "ConnectionClosedError",
-    "HandshakeRefusedError",
-    "TestClient",
-    "TestConnection",
-    "TestResponse",
-]
+__all__ = ["TestClient", "TestConnection", "TestResponse"]
 
 
 _CLIENT_ADDR = ("127.0.0.1", 50000)

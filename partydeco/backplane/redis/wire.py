@@ -13,8 +13,8 @@ from typing import Any
 import msgspec
 from werkzeug.datastructures import Headers
 
-from ..request import Request
-from ..response import Response
+from ...request import Request
+from ...response import Response
 
 __all__ = [
     "Accept",

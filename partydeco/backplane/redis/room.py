@@ -7,7 +7,7 @@ the lease when nobody holds it), then either runs the handlers itself, or relays
 
 - a socket accepted here for a room owned elsewhere becomes a :class:`Link`: its
   frames go to the owner, which attaches a connection whose outbox
-  (:class:`~partydeco.cluster.relay.RelayOutbox`) sends back here;
+  (:class:`~partydeco.backplane.redis.relay.RelayOutbox`) sends back here;
 - on the owner, each such socket is a :class:`Remote`, fed by a bounded inbox
   and served by one task, so its frames are handled in order, one at a time, as
   a local socket's are.
@@ -28,23 +28,23 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..closecodes import ABNORMAL, INTERNAL_ERROR, SERVICE_RESTART, TRY_AGAIN_LATER
-from ..codec import encode_frame
-from ..connection import ConnectContext, Connection
-from ..errors import BackplaneUnavailableError, PartydecoError
-from ..outbox import Outbox
-from ..request import Request
-from ..response import Response
-from ..room import Room
-from ..storage import RoomKey
+from ...closecodes import ABNORMAL, INTERNAL_ERROR, SERVICE_RESTART, TRY_AGAIN_LATER
+from ...codec import encode_frame
+from ...connection import ConnectContext, Connection
+from ...errors import BackplaneUnavailableError, PartydecoError
+from ...request import Request
+from ...response import Response
+from ...room import Room
+from ...storage import RoomKey
 from .relay import RelayOutbox
 from .wire import AlarmCall, Close, Fanout, HttpCall, Message, Open, Reply, WireRequest
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from ..dispatch import Dispatch
-    from ..parties import Parties
-    from ..storage import StorageBackend
+    from ...config import Config
+    from ...dispatch import Dispatch
+    from ...parties import Parties
+    from ...storage import StorageBackend
+    from ..base import Sink
     from .backplane import RedisBackplane
 
 __all__ = ["ClusterRoom", "Link", "Remote"]
@@ -181,7 +181,7 @@ class ClusterRoom(Room):
         for conn in self._connections.values():
             if conn.id in skip:
                 continue
-            outbox = conn._outbox
+            outbox = conn.sink
             if isinstance(outbox, RelayOutbox):
                 if not outbox.closing:
                     groups.setdefault(outbox.edge, []).append(outbox)
@@ -241,7 +241,7 @@ class ClusterRoom(Room):
             logger.exception("on_start failed while taking over %r", self)
             for link in list(self._links.values()):
                 link.dead = True
-                link.conn._outbox.close(INTERNAL_ERROR, "Internal error")
+                link.conn.sink.close(INTERNAL_ERROR, "Internal error")
             return
         for conn, link in list(self._links.items()):
             del self._links[conn]
@@ -283,7 +283,7 @@ class ClusterRoom(Room):
 
     # -- called by the server glue ------------------------------------------------------
 
-    async def connect(self, request: Request, outbox: Outbox) -> Connection:
+    async def connect(self, request: Request, outbox: Sink) -> Connection:
         """Attach a socket: here when this process owns the room, else through the owner.
 
         Raises:
@@ -301,7 +301,7 @@ class ClusterRoom(Room):
         raise BackplaneUnavailableError("Service Unavailable: the room's owner could not be found")
 
     async def _connect_via(
-        self, owner: str, request: Request, outbox: Outbox
+        self, owner: str, request: Request, outbox: Sink
     ) -> Connection | None:
         cluster = self._cluster
         conn = Connection(
@@ -501,13 +501,13 @@ class ClusterRoom(Room):
         self._owner = None
         self._cluster.owned.pop(self.key, None)
         for conn in list(self._connections.values()):
-            conn._outbox.close(code, reason)
+            conn.sink.close(code, reason)
 
     def abandon(self, code: int, reason: str) -> None:
         """Redis is gone: close every socket here and stop relaying."""
         self._owner = None
         for conn in list(self._connections.values()):
-            outbox = conn._outbox
+            outbox = conn.sink
             if isinstance(outbox, RelayOutbox):
                 outbox.detach()
             else:
@@ -516,7 +516,7 @@ class ClusterRoom(Room):
             remote.push(Close(remote.open.sock, code, reason))
         for link in list(self._links.values()):
             link.dead = True
-            link.conn._outbox.close(code, reason)
+            link.conn.sink.close(code, reason)
             if not link.accepted.done():
                 link.accepted.set_exception(BackplaneUnavailableError("Redis is unavailable"))
                 link.accepted.exception()  # retrieved: nobody may be waiting any more

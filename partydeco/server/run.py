@@ -1,4 +1,4 @@
-"""Running an app on Hypercorn: configuration, graceful shutdown, workers, reload."""
+"""Serving an app with Hypercorn: its configuration, graceful shutdown, workers, reload."""
 
 from __future__ import annotations
 
@@ -7,21 +7,23 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 
-if TYPE_CHECKING:
-    from .app import App
+from .hypercorn import apply as apply_hypercorn_fixes
+from .runtime import REDIS_ENV_VAR
 
-__all__ = ["ACCESS_LOG_FORMAT", "hypercorn_config", "run", "serve", "serving"]
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["ACCESS_LOG_FORMAT", "hypercorn_config", "run", "serve", "supervise"]
 
 logger = logging.getLogger("partydeco")
 
@@ -73,7 +75,8 @@ async def serve(
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import wrap_app
 
-    app.dispatch  # noqa: B018 - freeze now: a setup error stops start-up
+    app.freeze()  # a setup error stops start-up here, before the port is bound
+    apply_hypercorn_fixes(app.config.max_message_size)
     wait = shutdown_trigger or _signal_trigger()
 
     async def trigger() -> None:
@@ -94,33 +97,6 @@ def _signal_trigger() -> Callable[[], Awaitable[Any]]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, event.set)
     return event.wait
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    app: App, host: str = "127.0.0.1", port: int = 0, **options: Any
-) -> AsyncIterator[str]:
-    """Serve *app* in this event loop; yields ``"host:port"``.
-
-    *port* 0 (the default) picks a free port; a fixed port lets a test restart a
-    server where its clients expect it. The port is bound before this yields,
-    so clients can connect at once. Leaving the block shuts the server down
-    gracefully. Meant for tests.
-    """
-    config = hypercorn_config(app, host, port, **options)
-    sockets = config.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(config.backlog)  # accept at once; Hypercorn listens only later
-    port = sockets.insecure_sockets[0].getsockname()[1]
-    stop = asyncio.Event()
-    task = asyncio.get_running_loop().create_task(
-        serve(app, config, sockets=sockets, shutdown_trigger=stop.wait)
-    )
-    try:
-        yield f"{host}:{port}"
-    finally:
-        stop.set()
-        await task
 
 
 def run(
@@ -150,7 +126,7 @@ def run(
         return
     if not hasattr(os, "fork"):
         raise RuntimeError("workers > 1 needs os.fork (Linux or macOS)")
-    if not app.redis_url:
+    if not (app.config.redis_url or os.environ.get(REDIS_ENV_VAR)):
         logger.warning(
             "serving with %d worker processes: each holds its own rooms, so clients of "
             "one room may land in different processes (set PARTYDECO_REDIS_URL)",
@@ -232,10 +208,3 @@ def supervise(argv: list[str], root: Path | None = None, interval: float = 0.5) 
                 time.sleep(interval)
         if not stop:
             print("partydeco: change detected, restarting", file=sys.stderr)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (for tests that start subprocesses)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])

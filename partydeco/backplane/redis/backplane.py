@@ -1,7 +1,7 @@
 """The Redis backplane: every process on one Redis is one cluster, one owner per room.
 
 Per process: one id (``node``), one pub/sub channel it listens on, one publisher
-(:mod:`partydeco.cluster.relay`), and one housekeeping loop that every
+(:mod:`partydeco.backplane.redis.relay`), and one housekeeping loop that every
 ``lease / 3`` seconds renews this process's room leases and its liveness key,
 checks that the owners of the sockets it relays still hold their rooms (else it
 re-homes them, see :meth:`ClusterRoom.rehome`), and that the processes holding
@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from redis.exceptions import RedisError
 
-from ..closecodes import ABNORMAL, GOING_AWAY, INTERNAL_ERROR, SERVICE_RESTART
-from ..errors import BackplaneUnavailableError
-from ..storage import RoomKey
-from ..storage.redis import RedisStorage, connect, room_name
+from ...closecodes import ABNORMAL, GOING_AWAY, INTERNAL_ERROR, SERVICE_RESTART
+from ...errors import BackplaneUnavailableError
+from ...parties import Parties
+from ...storage import RoomKey
+from ...storage.redis import RedisStorage, connect, room_name
 from .relay import Publisher
 from .room import ClusterRoom, Link, Remote
 from .wire import (
@@ -61,11 +62,11 @@ from .wire import (
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from ..config import Config
-    from ..dispatch import Dispatch
-    from ..parties import Parties
-    from ..room import Room
-    from ..storage import StorageBackend
+    from ...backplane.base import RoomHandle
+    from ...config import Config
+    from ...dispatch import Dispatch
+    from ...room import Room
+    from ...storage import StorageBackend
 
 __all__ = ["RedisBackplane"]
 
@@ -121,7 +122,7 @@ class RedisBackplane:
 
     Args:
         url: the Redis URL.
-        dispatch, env, config, storage, parties: what every room is made with.
+        dispatch, env, config, storage: what every room is made with.
     """
 
     def __init__(
@@ -132,14 +133,14 @@ class RedisBackplane:
         config: Config,
         *,
         storage: StorageBackend | None = None,
-        parties: Parties | None = None,
     ) -> None:
         self.url = url
         self._dispatch = dispatch
         self._env = env
         self._config = config
         self._storage = storage
-        self._parties = parties
+        #: the app's parties, as rooms reach them (``room.parties``).
+        self.parties = Parties(self, dispatch, config)
         self.prefix = config.redis_prefix
         self.lease = config.redis_lease
         #: seconds an edge waits for the owner to answer a handshake or request.
@@ -181,7 +182,7 @@ class RedisBackplane:
         if room is None:
             room = self._rooms[key] = ClusterRoom(
                 self, room_id, self._dispatch[party], self._env, self._config,
-                storage=self._storage, parties=self._parties,
+                storage=self._storage, parties=self.parties,
             )
         return room
 
@@ -189,7 +190,7 @@ class RedisBackplane:
         """The rooms this process knows (owned here, or with sockets held here)."""
         return iter(list(self._rooms.values()))
 
-    def release(self, room: Room) -> None:
+    def release(self, room: RoomHandle) -> None:
         """Forget an idle room and give its lease back."""
         key = RoomKey(room.party, room.id)
         if not room.idle or self._rooms.get(key) is not room:
@@ -378,12 +379,12 @@ class RedisBackplane:
         if isinstance(event, Send):
             link = self.links.get(event.sock)
             if link is not None:
-                link.conn._outbox.put(event.frame)
+                link.conn.sink.put(event.frame)
         elif isinstance(event, Fanout):
             for sock in event.socks:
                 link = self.links.get(sock)
                 if link is not None:
-                    link.conn._outbox.put(event.frame)
+                    link.conn.sink.put(event.frame)
         elif isinstance(event, Message | Close):
             remote = self.remotes.get(event.sock)
             if remote is not None:
@@ -400,7 +401,7 @@ class RedisBackplane:
         elif isinstance(event, Shut):
             link = self.links.get(event.sock)
             if link is not None:
-                link.conn._outbox.close(event.code, event.reason)
+                link.conn.sink.close(event.code, event.reason)
         elif isinstance(event, Reply):
             entry = self._calls.get(event.call)
             if entry is not None and not entry[1].done():
@@ -427,7 +428,7 @@ class RedisBackplane:
             self._spawn(link.conn.room.rehome())  # type: ignore[attr-defined]
         else:
             link.dead = True
-            link.conn._outbox.close(INTERNAL_ERROR, "room failed to start")
+            link.conn.sink.close(INTERNAL_ERROR, "room failed to start")
 
     # -- the connection to Redis ----------------------------------------------------------
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .types import Send
+from ..types import Send
 
 __all__ = ["StaticFiles"]
 

@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..closecodes import TRY_AGAIN_LATER
-from ..outbox import Outbox
+from ...closecodes import TRY_AGAIN_LATER
+from ...outbox import Outbox
 from .wire import Accept, Send, Shut, encode_batch
 
 if TYPE_CHECKING:

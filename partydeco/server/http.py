@@ -1,0 +1,97 @@
+"""An HTTP request to a party URL, from the ``Origin`` check to the answer.
+
+In order: the origin allow-list (403), a CORS preflight answered before any hook,
+the client's address through trusted proxies, the party's ``before_request``
+hooks (which may answer instead), then the room's ``on_request`` handlers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..dispatch import run_hooks
+from ..errors import BodyTooLargeError
+from ..request import Request
+from ..response import Response
+from ..room import Lobby
+from ..security.limits import header
+from ..security.origins import cors_preflight_headers
+
+if TYPE_CHECKING:
+    from ..routing import Route
+    from ..types import Receive, Scope, Send
+    from .runtime import Runtime
+
+__all__ = ["not_found", "send_response", "serve_http"]
+
+
+def not_found(party: str) -> Response:
+    """The answer for a party the app does not have."""
+    return Response(f"Party {party} not found", 404)
+
+
+async def serve_http(
+    runtime: Runtime, route: Route, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer an HTTP request to a party URL (see the module)."""
+    config = runtime.config_for(route.party)
+    guard = runtime.guard
+    extra: list[tuple[str, str]] = []
+    origin = header(scope, b"origin")
+    if origin is not None:
+        if not guard.origin_allowed(scope, config):
+            await send_response(send, Response("Origin not allowed", 403))
+            return
+        if config.cors:
+            if scope.get("method") == "OPTIONS" and header(
+                scope, b"access-control-request-method"
+            ):
+                # a preflight carries no credentials: answer it before any hook
+                allow = cors_preflight_headers(
+                    origin, header(scope, b"access-control-request-headers"), config.cors_max_age
+                )
+                await send_response(send, Response(status=204), extra=allow)
+                return
+            extra = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+    guard.client(scope)  # behind a trusted proxy, remote_addr is the client's
+    request = Request.from_scope(scope, receive, config.max_body_size)
+    dispatch = runtime.dispatch.get(route.party)
+    if dispatch is None:
+        response = not_found(route.party)
+    else:
+        try:
+            forwarded = await run_hooks(
+                dispatch.before_request, request, Lobby(route.room, route.party, runtime.env)
+            )
+            if isinstance(forwarded, Response):
+                response = forwarded
+            else:
+                room = runtime.backplane.room(route.party, route.room)
+                response = await room.request(forwarded)
+        except BodyTooLargeError as exc:
+            response = Response(str(exc), 413)
+    await send_response(send, response, head=scope.get("method") == "HEAD", extra=extra)
+
+
+async def send_response(
+    send: Send,
+    response: Response,
+    *,
+    head: bool = False,
+    websocket: bool = False,
+    extra: list[tuple[str, str]] | None = None,
+) -> None:
+    """Send *response* over ASGI, as an HTTP answer or a WebSocket denial.
+
+    *extra* headers (CORS) replace any of the same name the response has.
+    """
+    prefix = "websocket.http.response" if websocket else "http.response"
+    if extra:
+        names = {name.lower() for name, _ in extra}
+        pairs = [(k, v) for k, v in response.headers if k.lower() not in names] + extra
+    else:
+        pairs = list(response.headers)
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": prefix + ".start", "status": response.status, "headers": headers})
+    await send({"type": prefix + ".body", "body": b"" if head else response.body})
