@@ -29,7 +29,7 @@ FireAlarm = Callable[[RoomKey, float], Awaitable[None]]
 class AlarmScheduler:
     """Watches a backend's alarms and calls *fire* for each due one.
 
-    Arguments:
+    Args:
         backend: where alarms are stored.
         fire: ``await fire(room, time)`` runs the room's ``on_alarm`` handlers.
         retry_delay: seconds before the first retry of a failed alarm; each further

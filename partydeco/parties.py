@@ -147,7 +147,7 @@ class RoomStub:
             )
             assert r.status == 200
 
-        Arguments:
+        Args:
             path: appended to the room URL (``/parties/<party>/<room>``); starts
                 with ``/`` and may carry a ``?query``.
             method: the HTTP method.

@@ -187,22 +187,27 @@ class Room:
         500); errors after it close the socket with 1011.
         """
         await self.start()
-        conn = Connection(
+        conn = self.new_connection(request, sink)
+        await sink.accept()
+        await self.attach(conn, ConnectContext(request))
+        return conn
+
+    def new_connection(self, request: Request, sink: Sink) -> Connection:
+        """A connection of this room for the socket *request* opens: its id is the
+        ``_pk`` query parameter, else a fresh UUID4; its frames go to *sink*."""
+        return Connection(
             request.args.get("_pk") or str(uuid.uuid4()),
             request.url,
             self,
             sink,
             state_limit=self.config.state_limit,
         )
-        await sink.accept()
-        await self._attach(conn, ConnectContext(request))
-        return conn
 
-    async def _attach(self, conn: Connection, ctx: ConnectContext) -> None:
+    async def attach(self, conn: Connection, ctx: ConnectContext) -> None:
         """Run ``connection_tags`` and ``on_connect`` for an accepted socket.
 
-        Separate from :meth:`connect` so a backplane can attach a socket that
-        was accepted elsewhere (a relayed or re-attached connection).
+        :meth:`connect` calls it; a backplane calls it for a socket that was
+        accepted elsewhere (a relayed or re-attached connection).
         """
         dispatch = self._dispatch
         sink = conn.sink

@@ -42,7 +42,7 @@ async def test_writes_are_fenced_by_the_room_lease(
     await first.start_cluster("node-1")
     room = RoomStorage(first, "main", "r")
     await room.put("k", 1)  # nobody holds the lease: allowed
-    owner_key = first.owner_key(RoomKey("main", "r"))
+    owner_key = first.keys.owner(RoomKey("main", "r"))
     await first.client.set(owner_key, "node-1")
     await room.put("k", 2)  # our own lease
     await first.client.set(owner_key, "node-2")

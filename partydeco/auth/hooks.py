@@ -186,7 +186,7 @@ def before_connect_hook(
 
         party.before_connect(auth.before_connect_hook(verifier))
 
-    Arguments:
+    Args:
         verifier: anything with ``async verify(token) -> claims``.
         query_param: the query parameter holding the token (None to ignore the query).
         bearer_header: also accept ``Authorization: Bearer``.

@@ -44,7 +44,7 @@ class IntrospectionVerifier:
         )
         claims = await verifier.verify(token)
 
-    Arguments:
+    Args:
         endpoint: the introspection URL.
         client_id: this server's client id at the identity provider.
         client_secret: its secret.

@@ -92,7 +92,7 @@ class RemoteJWKS:
         keys = RemoteJWKS("https://idp.example/.well-known/jwks.json")
         keys = RemoteJWKS.from_issuer("https://idp.example")
 
-    Arguments:
+    Args:
         url: the JWKS URL (``http`` or ``https``).
         cooldown: minimum seconds between two fetches triggered by an unknown ``kid``.
         max_age: seconds a fetched key set is used before it is refetched.

@@ -42,7 +42,7 @@ def require_shared_secret(
 
         party.before_request(auth.require_shared_secret("ROOM_ADMIN_SECRET"))
 
-    Arguments:
+    Args:
         env_key: the environment variable holding the secret.
         header: where the caller puts it: ``Authorization`` means
             ``Authorization: Bearer <secret>``; any other name is read verbatim.

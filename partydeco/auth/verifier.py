@@ -93,7 +93,7 @@ class JWTVerifier:
         verifier = JWTVerifier.from_issuer("https://clerk.example.com", audience="my-app")
         claims = await verifier.verify(token)   # or raises InvalidTokenError
 
-    Arguments:
+    Args:
         keys: the key source (see the ``from_*`` constructors).
         algorithms: the accepted ``alg`` values. Defaults to RS256, ES256 and
             Ed25519/EdDSA for public keys and HS256 for a secret. ``none`` is never

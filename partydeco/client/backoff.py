@@ -20,7 +20,7 @@ class Backoff:
 
     The defaults are partysocket's (3 s, 10 s, 1.3) plus 20 % jitter.
 
-    Arguments:
+    Args:
         min_delay: seconds before the first retry.
         max_delay: the largest delay, in seconds.
         factor: how much each further retry's delay grows.

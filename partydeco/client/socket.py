@@ -84,7 +84,7 @@ class PartySocket:
     the socket stops and iteration raises a :class:`ReconnectStoppedError` subclass saying why;
     after :meth:`close` iteration simply ends.
 
-    Arguments:
+    Args:
         host: ``host[:port]`` of the server; a scheme prefix is stripped.
         room: the room id (required unless ``base_path`` is given).
         party: the party name (``"main"``).

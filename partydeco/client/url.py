@@ -116,7 +116,7 @@ def _check_segment(kind: str, value: str) -> None:
 class RoomAddress:
     """Where a room lives: everything in a room URL except the query string.
 
-    Arguments:
+    Args:
         host: ``host[:port]``; a leading scheme and trailing ``/`` are stripped.
         room: the room id. Required unless ``base_path`` is given.
         party: the party name, ``"main"`` by default.

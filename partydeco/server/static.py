@@ -55,7 +55,7 @@ def content_type(path: Path) -> str:
 class StaticFiles:
     """One folder of assets.
 
-    Arguments:
+    Args:
         directory: the folder; it must exist when the app starts serving.
     """
 

@@ -33,16 +33,15 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from partydeco.storage.base import KeyRange, RoomKey, StorageBackend, WriteBatch
 from partydeco.storage.errors import NotOwnerError, StorageError, StorageUnavailableError
+from partydeco.storage.rediskeys import Keyspace, connect
 
-__all__ = ["NotOwnerError", "RedisStorage", "StorageUnavailableError", "connect"]
+__all__ = ["NotOwnerError", "RedisStorage", "StorageUnavailableError"]
 
 logger = logging.getLogger("partydeco")
 
@@ -98,7 +97,7 @@ end
 return out
 """
 
-# KEYS[1] alarms zset; ARGV: key prefix, node, now, claim ttl (ms), limit.
+# KEYS[1] alarms zset; ARGV: claim key prefix, node, now, claim ttl (ms), limit.
 # Returns {member, score, member, score, ...} of alarms not claimed by another
 # process, earliest first; the due ones among them are now claimed by ARGV[2];
 # and the first alarm skipped because another process holds it ({member, score}).
@@ -115,7 +114,7 @@ while #out < limit * 2 and offset < 10000 do
   if #rows == 0 then break end
   for i = 1, #rows, 2 do
     local member, score = rows[i], rows[i + 1]
-    local claim = ARGV[1] .. ':claim:' .. member
+    local claim = ARGV[1] .. member
     local holder = redis.call('GET', claim)
     if holder and holder ~= ARGV[2] then
       if #skipped == 0 then skipped = {member, score} end
@@ -164,29 +163,6 @@ _change_decoder = msgspec.msgpack.Decoder(tuple[str, float | None])
 
 
 
-def connect(url: str) -> aioredis.Redis:
-    """A redis-py asyncio client for *url* that fails fast instead of retrying,
-    so an outage is noticed (and reported as 503) at once."""
-    client: aioredis.Redis = aioredis.Redis.from_url(
-        url,
-        retry=Retry(NoBackoff(), 0),
-        socket_connect_timeout=2.0,
-        socket_timeout=10.0,
-    )
-    return client
-
-
-def room_name(room: RoomKey) -> str:
-    """The room's part of Redis key names: ``party/room`` (party names have no ``/``)."""
-    return f"{room.party}/{room.room}"
-
-
-def _room_from(member: bytes | str) -> RoomKey:
-    text = member.decode("utf-8") if isinstance(member, bytes) else member
-    party, _, room = text.partition("/")
-    return RoomKey(party, room)
-
-
 class RedisStorage(StorageBackend):
     """Keeps every room's data and alarms in Redis (``"redis://..."``).
 
@@ -199,6 +175,7 @@ class RedisStorage(StorageBackend):
         super().__init__()
         self.url = url
         self.prefix = prefix
+        self.keys = Keyspace(prefix)
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
         # Cluster mode (see start_cluster): this process's node id, its claims
@@ -242,28 +219,13 @@ class RedisStorage(StorageBackend):
         except RedisError as exc:
             raise StorageError(f"Redis error: {exc}") from exc
 
-    def _data_keys(self, room: RoomKey) -> tuple[str, str]:
-        name = room_name(room)
-        return f"{self.prefix}:d:{name}", f"{self.prefix}:k:{name}"
-
-    @property
-    def _alarms_key(self) -> str:
-        return f"{self.prefix}:alarms"
-
-    def _claim_key(self, member: str) -> str:
-        return f"{self.prefix}:claim:{member}"
-
-    def owner_key(self, room: RoomKey) -> str:
-        """The key holding *room*'s ownership lease in a cluster."""
-        return f"{self.prefix}:owner:{room_name(room)}"
-
     # -- key-value -------------------------------------------------------------------
 
     async def get(self, room: RoomKey, keys: Sequence[bytes]) -> dict[bytes, bytes]:
         """Return the stored values of those *keys* that exist."""
         if not keys:
             return {}
-        data, _ = self._data_keys(room)
+        data, _ = self.keys.data(room)
         values: list[bytes | None] = await self._call(
             lambda: self.client.hmget(data, list(keys))
         )
@@ -273,7 +235,7 @@ class RedisStorage(StorageBackend):
         """Return ``(key, value)`` pairs inside *key_range*, in its order and limit."""
         if key_range.empty:
             return []
-        data, index = self._data_keys(room)
+        data, index = self.keys.data(room)
         low = b"-" if key_range.low is None else b"[" + key_range.low
         high = b"+" if key_range.high is None else b"(" + key_range.high
         limit = -1 if key_range.limit is None else key_range.limit
@@ -290,14 +252,14 @@ class RedisStorage(StorageBackend):
             NotOwnerError: in a cluster, another process owns the room.
             StorageUnavailableError: Redis cannot be reached.
         """
-        data, index = self._data_keys(room)
+        data, index = self.keys.data(room)
         args: list[bytes | str] = [self._node, "1" if batch.clear else "0"]
         for key, value in batch.changes.items():
             if value is None:
                 args += ["d", key]
             else:
                 args += ["p", key, value]
-        keys = [data, index, self.owner_key(room)]
+        keys = [data, index, self.keys.owner(room)]
         deleted: int = await self._call(lambda: self._script(_WRITE)(keys=keys, args=args))
         return int(deleted)
 
@@ -306,30 +268,30 @@ class RedisStorage(StorageBackend):
     async def get_alarm(self, room: RoomKey) -> float | None:
         """Return the alarm time of *room*, or ``None``."""
         score: float | None = await self._call(
-            lambda: self.client.zscore(self._alarms_key, room_name(room))
+            lambda: self.client.zscore(self.keys.alarms, self.keys.member(room))
         )
         return None if score is None else float(score)
 
     async def _store_alarm(self, room: RoomKey, at: float | None) -> None:
-        member = room_name(room)
+        member = self.keys.member(room)
         pipe = self.client.pipeline(transaction=True)
         if at is None:
-            pipe.zrem(self._alarms_key, member)
-            pipe.delete(self._claim_key(member))
+            pipe.zrem(self.keys.alarms, member)
+            pipe.delete(self.keys.claim(member))
         else:
             # A claim held while the alarm is being delivered stays: the new time fires
             # after that delivery ends (as in one process), not concurrently with it.
-            pipe.zadd(self._alarms_key, {member: at})
-        pipe.publish(f"{self.prefix}:alarms", _change.encode((member, at)))
+            pipe.zadd(self.keys.alarms, {member: at})
+        pipe.publish(self.keys.alarms, _change.encode((member, at)))
         await self._call(pipe.execute)
         if at is None:
             self._claims.pop(member, None)
 
     async def _remove_alarm_if(self, room: RoomKey, at: float) -> bool:
-        member = room_name(room)
+        member = self.keys.member(room)
         removed: int = await self._call(
             lambda: self._script(_REMOVE_IF)(
-                keys=[self._alarms_key, self._claim_key(member)],
+                keys=[self.keys.alarms, self.keys.claim(member)],
                 args=[member, repr(at), self._node],
             )
         )
@@ -346,15 +308,15 @@ class RedisStorage(StorageBackend):
             high = "+inf" if until == math.inf else repr(until)
             rows: list[tuple[bytes, float]] = await self._call(
                 lambda: self.client.zrangebyscore(
-                    self._alarms_key, "-inf", high, start=0, num=limit, withscores=True
+                    self.keys.alarms, "-inf", high, start=0, num=limit, withscores=True
                 )
             )
-            return [(_room_from(member), float(score)) for member, score in rows]
+            return [(self.keys.room(member), float(score)) for member, score in rows]
         now = time.time()
         result: list[Any] = await self._call(
             lambda: self._script(_CLAIM_DUE)(
-                keys=[self._alarms_key],
-                args=[self.prefix, self._node, repr(now), int(CLAIM_TTL * 1000), limit],
+                keys=[self.keys.alarms],
+                args=[self.keys.claim_prefix, self._node, repr(now), int(CLAIM_TTL * 1000), limit],
             )
         )
         flat, skipped = result
@@ -366,10 +328,10 @@ class RedisStorage(StorageBackend):
                 break
             if at <= now:
                 self._claims[member] = at
-            due.append((_room_from(member), at))
+            due.append((self.keys.room(member), at))
         self._skipped = None
         if skipped:
-            self._skipped = (_room_from(skipped[0]), float(skipped[1]))
+            self._skipped = (self.keys.room(skipped[0]), float(skipped[1]))
         return due
 
     # -- cluster mode ----------------------------------------------------------------
@@ -401,7 +363,7 @@ class RedisStorage(StorageBackend):
             members = list(self._claims)
             if not members:
                 continue
-            keys = [self._claim_key(m) for m in members]
+            keys = [self.keys.claim(m) for m in members]
             args = [self._node, int(CLAIM_TTL * 1000)]
             try:
                 kept = await self._call(partial(self._script(_RENEW_CLAIMS), keys=keys, args=args))
@@ -417,14 +379,14 @@ class RedisStorage(StorageBackend):
         while True:
             pubsub = self.client.pubsub()
             try:
-                await pubsub.subscribe(f"{self.prefix}:alarms")
+                await pubsub.subscribe(self.keys.alarms)
                 delay = 0.1
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None or message.get("type") != "message":
                         continue
                     member, at = _change_decoder.decode(message["data"])
-                    self._notify(_room_from(member), at)
+                    self._notify(self.keys.room(member), at)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, msgspec.DecodeError):

@@ -245,7 +245,7 @@ class _StorageOps(ABC):
     ) -> dict[str, Any]:
         """Return entries in key order as a ``dict`` (which keeps that order).
 
-        Arguments:
+        Args:
             prefix: only keys starting with this string.
             start: only keys ``>= start``.
             start_after: only keys ``> start_after`` (not together with ``start``).
@@ -356,7 +356,7 @@ class RoomStorage(_StorageOps):
     async def set_alarm(self, when: datetime | float) -> None:
         """Schedule this room's alarm, replacing any earlier one (one alarm per room).
 
-        Arguments:
+        Args:
             when: an aware ``datetime``, or Unix epoch **seconds** as returned by
                 ``time.time()`` (PartyKit takes milliseconds; a value that can only be
                 milliseconds is refused with a hint). A time in the past fires at once.

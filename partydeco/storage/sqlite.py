@@ -76,7 +76,7 @@ def _settle(future: asyncio.Future[int], outcome: int | BaseException) -> None:
 class SqliteStorage(StorageBackend):
     """Stores every room in one SQLite database file (``"sqlite:///path/file.db"``).
 
-    Arguments:
+    Args:
         path: the database file; its directory is created if missing.
         synchronous: ``"FULL"`` (default, fsync on every commit) or ``"NORMAL"``
             (faster; committed writes survive a crashed or killed process, but the

@@ -193,7 +193,7 @@ class TestClient:
     Use it as ``async with TestClient(app) as client:`` so the app's lifespan (startup and
     shutdown hooks) runs around the test; without ``async with``, lifespan is not run.
 
-    Arguments:
+    Args:
         app: a partydeco ``App`` (its ASGI callable is used) or an ASGI 3 application.
         host: the ``Host`` header sent with every request.
         timeout: seconds any single wait may take before :class:`TimeoutError`.

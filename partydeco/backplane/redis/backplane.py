@@ -1,17 +1,12 @@
 """The Redis backplane: every process on one Redis is one cluster, one owner per room.
 
 Per process: one id (``node``), one pub/sub channel it listens on, one publisher
-(:mod:`partydeco.backplane.redis.relay`), and one housekeeping loop that every
-``lease / 3`` seconds renews this process's room leases and its liveness key,
-checks that the owners of the sockets it relays still hold their rooms (else it
-re-homes them, see :meth:`ClusterRoom.rehome`), and that the processes holding
-the sockets of its rooms are alive (else those connections end with 1006).
-
-Redis keys (``P`` is ``config.redis_prefix``):
-
-- ``P:owner:<party>/<room>``: the owner's process id, with a PX lease;
-- ``P:alive:<node>``: the process is alive, with the same lease;
-- ``P:node:<node>``: the process's channel.
+(:mod:`.relay`), and one housekeeping loop that every ``lease / 3`` seconds renews
+this process's room leases and its liveness (:mod:`.leases`), checks that the
+owners of the sockets it relays still hold their rooms (else it re-homes them, see
+:meth:`ClusterRoom.rehome`), and that the processes holding the sockets of its
+rooms are alive (else those connections end with 1006). The key schema is
+:mod:`partydeco.storage.rediskeys`.
 
 When Redis cannot be reached (the subscription breaks, or the leases could not
 be renewed for most of a lease), the process stops serving rooms: every socket
@@ -29,44 +24,33 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from redis.exceptions import RedisError
 
-from ...closecodes import ABNORMAL, GOING_AWAY, INTERNAL_ERROR, SERVICE_RESTART
+from ...closecodes import ABNORMAL, GOING_AWAY, SERVICE_RESTART
 from ...errors import BackplaneUnavailableError
 from ...parties import Parties
+from ...room import Room
 from ...storage import RoomKey
-from ...storage.redis import RedisStorage, connect, room_name
+from ...storage.redis import RedisStorage
+from ...storage.rediskeys import Keyspace, connect
+from .leases import Leases
 from .relay import Publisher
-from .room import ClusterRoom, Link, Remote
-from .wire import (
-    Accept,
-    AlarmCall,
-    Close,
-    Deny,
-    Event,
-    Fanout,
-    HttpCall,
-    Message,
-    Moved,
-    Open,
-    Reply,
-    Send,
-    Shut,
-    decode_batch,
-)
+from .room import ClusterRoom
+from .router import route
+from .wire import AlarmCall, Close, Deny, HttpCall, Moved, Reply, decode_batch
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from ...backplane.base import RoomHandle
     from ...config import Config
     from ...dispatch import Dispatch
-    from ...room import Room
     from ...storage import StorageBackend
+    from ..base import RoomHandle
+    from .sockets import Link, Remote
 
 __all__ = ["RedisBackplane"]
 
@@ -76,41 +60,7 @@ logger = logging.getLogger("partydeco")
 MAX_RELAY_EVENTS = 65536
 MAX_RELAY_BYTES = 64 << 20
 
-_ACQUIRE = """
-local owner = redis.call('GET', KEYS[1])
-if not owner then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return ARGV[1]
-end
-if owner == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return owner
-"""
-
-# A lease that vanished (given back by a release racing with a new arrival, or a
-# Redis that restarted empty) is taken again: nobody else holds the room.
-_RENEW = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local owner = redis.call('GET', key)
-  if owner == ARGV[1] then
-    redis.call('PEXPIRE', key, ARGV[2])
-    out[i] = 1
-  elseif not owner then
-    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
-    out[i] = 1
-  else
-    out[i] = 0
-  end
-end
-return out
-"""
-
-_RELEASE = """
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
-end
-return 0
-"""
+_UNAVAILABLE = "Service Unavailable: the cluster's Redis cannot be reached; try again shortly"
 
 
 def _node_id() -> str:
@@ -135,16 +85,16 @@ class RedisBackplane:
         storage: StorageBackend | None = None,
     ) -> None:
         self.url = url
-        self._dispatch = dispatch
-        self._env = env
-        self._config = config
-        self._storage = storage
-        #: the app's parties, as rooms reach them (``room.parties``).
-        self.parties = Parties(self, dispatch, config)
-        self.prefix = config.redis_prefix
+        self.dispatch = dispatch
+        self.env = env
+        self.config = config
+        self.storage = storage
+        self.keys = Keyspace(config.redis_prefix)
         self.lease = config.redis_lease
         #: seconds an edge waits for the owner to answer a handshake or request.
         self.call_timeout = max(30.0, 3 * self.lease)
+        #: the app's parties, as rooms reach them (``room.parties``).
+        self.parties = Parties(self, dispatch, config)
         #: this process's id in the cluster (set by :meth:`start`, after any fork).
         self.node = ""
         self._ids = itertools.count()
@@ -157,13 +107,13 @@ class RedisBackplane:
         self.remotes: dict[str, Remote] = {}
         # calls (relayed requests and alarms) waiting for a reply: id -> (owner, future).
         self._calls: dict[str, tuple[str, asyncio.Future[Reply]]] = {}
-        self.publisher = Publisher(self.channel, MAX_RELAY_EVENTS, MAX_RELAY_BYTES)
+        self.publisher = Publisher(self.keys.channel, MAX_RELAY_EVENTS, MAX_RELAY_BYTES)
         self._client: aioredis.Redis | None = None
+        self._leases: Leases | None = None
         self._available = False
         self._last_renewal = 0.0
         self._supervisor: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._scripts: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         state = "available" if self._available else "unavailable"
@@ -171,7 +121,7 @@ class RedisBackplane:
 
     # -- the Backplane interface ----------------------------------------------------------
 
-    def room(self, party: str, room_id: str) -> Room:
+    def room(self, party: str, room_id: str) -> ClusterRoom:
         """The room *room_id* of *party* as seen from this process."""
         return self.cluster_room(party, room_id)
 
@@ -180,13 +130,14 @@ class RedisBackplane:
         key = RoomKey(party, room_id)
         room = self._rooms.get(key)
         if room is None:
-            room = self._rooms[key] = ClusterRoom(
-                self, room_id, self._dispatch[party], self._env, self._config,
-                storage=self._storage, parties=self.parties,
+            local = Room(
+                room_id, self.dispatch[party], self.env, self.config,
+                storage=self.storage, parties=self.parties,
             )
+            room = self._rooms[key] = ClusterRoom(self, local)
         return room
 
-    def rooms(self) -> Iterator[Room]:
+    def rooms(self) -> Iterator[ClusterRoom]:
         """The rooms this process knows (owned here, or with sockets held here)."""
         return iter(list(self._rooms.values()))
 
@@ -199,7 +150,7 @@ class RedisBackplane:
         if self.owned.get(key) is room:
             del self.owned[key]
             if self._available:
-                self._spawn(self._release_idle(key))
+                self.spawn(self._release_idle(key))
 
     async def start(self) -> None:
         """Connect to Redis, subscribe, and start the housekeeping; if Redis is down,
@@ -208,8 +159,9 @@ class RedisBackplane:
             return
         self.node = _node_id()
         self._client = connect(self.url)
-        if isinstance(self._storage, RedisStorage):
-            await self._storage.start_cluster(self.node)
+        self._leases = Leases(self._client, self.keys, self.node, self.lease)
+        if isinstance(self.storage, RedisStorage):
+            await self.storage.start_cluster(self.node)
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._supervisor = asyncio.get_running_loop().create_task(
             self._supervise(ready), name="partydeco-redis"
@@ -238,8 +190,8 @@ class RedisBackplane:
                 await task
         self._available = False
         self.publisher.enabled = False
-        if isinstance(self._storage, RedisStorage):
-            await self._storage.stop_cluster()
+        if isinstance(self.storage, RedisStorage):
+            await self.storage.stop_cluster()
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
@@ -249,15 +201,15 @@ class RedisBackplane:
         # Sockets held elsewhere end here (on_close runs), the leases are given back,
         # and then their holders are told to re-attach to whoever takes the room next.
         rooms = list(self.owned.values())
-        remotes = [remote for room in rooms for remote in room._remotes.values()]
+        remotes = [remote for room in rooms for remote in room.remotes.values()]
         for remote in remotes:
-            remote.outbox.detach()
+            remote.sink.detach()
             remote.push(Close(remote.open.sock, GOING_AWAY, "server shutting down"))
         tasks = [remote.task for remote in remotes if remote.task is not None]
         if tasks:
-            await asyncio.wait(tasks, timeout=self._config.shutdown_timeout)
+            await asyncio.wait(tasks, timeout=self.config.shutdown_timeout)
         for room in rooms:
-            room._owner = None
+            room.disown()
         self.owned.clear()
         with contextlib.suppress(RedisError, OSError):
             await self._release([room.key for room in rooms])
@@ -268,17 +220,7 @@ class RedisBackplane:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.publisher.drain(), 2.0)
 
-    # -- helpers for rooms --------------------------------------------------------------
-
-    def channel(self, node: str) -> str:
-        """The pub/sub channel of process *node*."""
-        return f"{self.prefix}:node:{node}"
-
-    def _owner_key(self, key: RoomKey) -> str:
-        return f"{self.prefix}:owner:{room_name(key)}"
-
-    def _alive_key(self, node: str) -> str:
-        return f"{self.prefix}:alive:{node}"
+    # -- helpers for rooms ----------------------------------------------------------------
 
     def new_id(self) -> str:
         """A fresh id, unique in the cluster (for sockets and calls)."""
@@ -287,9 +229,7 @@ class RedisBackplane:
     def check(self) -> None:
         """Raise :class:`BackplaneUnavailableError` while Redis cannot be reached."""
         if not self._available:
-            raise BackplaneUnavailableError(
-                "Service Unavailable: the cluster's Redis cannot be reached; try again shortly"
-            )
+            raise BackplaneUnavailableError(_UNAVAILABLE)
 
     def post(self, node: str, event: Any, size: int = 0, *, force: bool = False) -> bool:
         """Queue *event* for process *node* (see :class:`Publisher`)."""
@@ -308,15 +248,9 @@ class RedisBackplane:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run *coro* in a task of the backplane's (cancelled by :meth:`stop`)."""
         self.track(asyncio.get_running_loop().create_task(coro))
-
-    def _script(self, source: str) -> Any:
-        assert self._client is not None
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self._client.register_script(source)
-        return script
 
     async def acquire(self, key: RoomKey) -> str:
         """Take *key*'s lease if nobody holds it; return the owner's process id.
@@ -325,15 +259,11 @@ class RedisBackplane:
             BackplaneUnavailableError: Redis cannot be reached.
         """
         self.check()
+        assert self._leases is not None
         try:
-            owner = await self._script(_ACQUIRE)(
-                keys=[self._owner_key(key)], args=[self.node, int(self.lease * 1000)]
-            )
+            return await self._leases.acquire(key)
         except (RedisError, OSError):
-            raise BackplaneUnavailableError(
-                "Service Unavailable: the cluster's Redis cannot be reached; try again shortly"
-            ) from None
-        return owner.decode() if isinstance(owner, bytes) else str(owner)
+            raise BackplaneUnavailableError(_UNAVAILABLE) from None
 
     async def _release_idle(self, key: RoomKey) -> None:
         if key not in self.owned:  # not taken again in the meantime
@@ -341,17 +271,15 @@ class RedisBackplane:
                 await self._release([key])
 
     async def _release(self, keys: list[RoomKey]) -> None:
-        if keys:
-            await self._script(_RELEASE)(
-                keys=[self._owner_key(k) for k in keys], args=[self.node]
-            )
+        assert self._leases is not None
+        await self._leases.release(keys)
 
     async def call(self, owner: str, make: Callable[[str], HttpCall | AlarmCall]) -> Reply:
         """Send a request or alarm to *owner* and wait for its :class:`Reply`.
 
         Raises:
-            BackplaneUnavailableError: no answer within :attr:`call_timeout`, the owner died,
-                or Redis is gone.
+            BackplaneUnavailableError: no answer within :attr:`call_timeout`, the owner
+                died, or Redis is gone.
         """
         call = self.new_id()
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -368,80 +296,27 @@ class RedisBackplane:
         finally:
             self._calls.pop(call, None)
 
+    def answered(self, reply: Reply) -> None:
+        """A call of this process was answered (called by the router)."""
+        entry = self._calls.get(reply.call)
+        if entry is not None and not entry[1].done():
+            entry[1].set_result(reply)
+
     def _fail_calls(self, owner: str | None, reason: str) -> None:
         for _call, (node, future) in list(self._calls.items()):
             if (owner is None or node == owner) and not future.done():
                 future.set_exception(BackplaneUnavailableError(f"Service Unavailable: {reason}"))
-
-    # -- receiving ------------------------------------------------------------------------
-
-    def _dispatch_event(self, event: Event) -> None:
-        if isinstance(event, Send):
-            link = self.links.get(event.sock)
-            if link is not None:
-                link.conn.sink.put(event.frame)
-        elif isinstance(event, Fanout):
-            for sock in event.socks:
-                link = self.links.get(sock)
-                if link is not None:
-                    link.conn.sink.put(event.frame)
-        elif isinstance(event, Message | Close):
-            remote = self.remotes.get(event.sock)
-            if remote is not None:
-                remote.push(event)
-        elif isinstance(event, Open):
-            if event.party not in self._dispatch:
-                self.deny(event.edge, event.sock, 404, "")
-                return
-            self.cluster_room(event.party, event.room).add_remote(event)
-        elif isinstance(event, Accept):
-            link = self.links.get(event.sock)
-            if link is not None and not link.accepted.done():
-                link.accepted.set_result(0)
-        elif isinstance(event, Shut):
-            link = self.links.get(event.sock)
-            if link is not None:
-                link.conn.sink.close(event.code, event.reason)
-        elif isinstance(event, Reply):
-            entry = self._calls.get(event.call)
-            if entry is not None and not entry[1].done():
-                entry[1].set_result(event)
-        elif isinstance(event, HttpCall | AlarmCall):
-            if event.party not in self._dispatch:
-                self.reply(event.edge, Reply(event.call, 404, [], b"Not Found"))
-                return
-            self._spawn(self.cluster_room(event.party, event.room).answer(event))
-        elif isinstance(event, Deny):
-            self._denied(event)
-        elif isinstance(event, Moved):
-            link = self.links.get(event.sock)
-            if link is not None:
-                self._spawn(link.conn.room.rehome())  # type: ignore[attr-defined]
-
-    def _denied(self, event: Deny) -> None:
-        link = self.links.get(event.sock)
-        if link is None:
-            return
-        if not link.accepted.done():
-            link.accepted.set_result(-1 if event.status == 0 else event.status)
-        elif event.status == 0:  # a re-attach reached a process that is not the owner
-            self._spawn(link.conn.room.rehome())  # type: ignore[attr-defined]
-        else:
-            link.dead = True
-            link.conn.sink.close(INTERNAL_ERROR, "room failed to start")
 
     # -- the connection to Redis ----------------------------------------------------------
 
     async def _supervise(self, ready: asyncio.Future[None]) -> None:
         delay = 0.1
         while True:
-            assert self._client is not None
+            assert self._client is not None and self._leases is not None
             pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self.channel(self.node))
-                await self._client.set(
-                    self._alive_key(self.node), b"1", px=int(self.lease * 1000)
-                )
+                await pubsub.subscribe(self.keys.channel(self.node))
+                await self._leases.announce()
                 self._last_renewal = time.monotonic()
                 self._available = True
                 self.publisher.enabled = True
@@ -480,6 +355,7 @@ class RedisBackplane:
                     await task
 
     async def _listen(self, pubsub: Any) -> None:
+        channel = self.keys.channel(self.node)
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is None or message.get("type") != "message":
@@ -487,11 +363,11 @@ class RedisBackplane:
             try:
                 events = decode_batch(message["data"])
             except msgspec.DecodeError:
-                logger.error("ignored a malformed message on %s", self.channel(self.node))
+                logger.error("ignored a malformed message on %s", channel)
                 continue
             for event in events:
                 try:
-                    self._dispatch_event(event)
+                    route(self, event)
                 except Exception:
                     logger.exception("could not handle a cluster event %s", type(event).__name__)
 
@@ -507,41 +383,27 @@ class RedisBackplane:
                 logger.warning("could not renew room leases (%s); retrying", type(exc).__name__)
 
     async def _renew(self) -> None:
-        assert self._client is not None
-        lease_ms = int(self.lease * 1000)
+        assert self._leases is not None
         owned = list(self.owned.values())
-        linked = [r for r in self._rooms.values() if r._links and not r.owned]
+        linked = [room for room in self._rooms.values() if room.links and not room.owned]
         peers = sorted(
-            {r.open.edge for r in self.remotes.values()}
+            {remote.open.edge for remote in self.remotes.values()}
             | {owner for owner, _ in self._calls.values()}
         )
-        pipe = self._client.pipeline(transaction=False)
-        if owned:
-            await self._script(_RENEW)(
-                keys=[self._owner_key(r.key) for r in owned], args=[self.node, lease_ms],
-                client=pipe,
-            )
-        pipe.set(self._alive_key(self.node), b"1", px=lease_ms)
-        if linked:
-            pipe.mget([self._owner_key(r.key) for r in linked])
-        for peer in peers:
-            pipe.exists(self._alive_key(peer))
-        results = list(await pipe.execute())
+        renewal = await self._leases.renew(
+            [room.key for room in owned], [room.key for room in linked], peers
+        )
         self._last_renewal = time.monotonic()
-        if owned:
-            for room, kept in zip(owned, results.pop(0), strict=True):
-                if not kept and self.owned.get(room.key) is room:
-                    logger.warning("lost the lease of %r; closing its connections", room)
-                    room.lose()
-                    if self._rooms.get(room.key) is room:
-                        del self._rooms[room.key]
-        results.pop(0)
-        if linked:
-            for room, value in zip(linked, results.pop(0), strict=True):
-                owner = value.decode() if isinstance(value, bytes) else None
-                if any(link.owner != owner for link in room.links):
-                    self._spawn(room.rehome())
-        for peer, alive in zip(peers, results, strict=True):
+        for room, kept in zip(owned, renewal.kept, strict=True):
+            if not kept and self.owned.get(room.key) is room:
+                logger.warning("lost the lease of %r; closing its connections", room)
+                room.lose()
+                if self._rooms.get(room.key) is room:
+                    del self._rooms[room.key]
+        for room, owner in zip(linked, renewal.owners, strict=True):
+            if any(link.owner != owner for link in room.links.values()):
+                self.spawn(room.rehome())
+        for peer, alive in zip(peers, renewal.alive, strict=True):
             if not alive:
                 self._peer_died(peer)
 
@@ -549,16 +411,19 @@ class RedisBackplane:
         logger.warning("cluster process %s is gone", peer)
         for remote in list(self.remotes.values()):
             if remote.open.edge == peer:
-                remote.outbox.detach()
+                remote.sink.detach()
                 remote.push(Close(remote.open.sock, ABNORMAL, ""))
         self._fail_calls(peer, "the room's owner stopped")
 
     def _outage(self, exc: BaseException) -> None:
         if self._available:
+            sockets = sum(
+                sum(1 for _ in room.room.get_connections()) + len(room.links)
+                for room in self._rooms.values()
+            )
             logger.error(
                 "lost Redis (%s): closing %d sockets with 1012 and answering 503 until it is back",
-                type(exc).__name__,
-                sum(len(r._connections) + len(r._links) for r in self._rooms.values()),
+                type(exc).__name__, sockets,
             )
         self._available = False
         self.publisher.enabled = False

@@ -1,10 +1,16 @@
-"""Getting events to other processes in order: one FIFO, one publisher task.
+"""Getting events to other processes in order: one FIFO, one publisher task, relay sinks.
 
 Everything this process tells other processes goes through one bounded FIFO,
 appended to synchronously (``post``), so events keep the order in which handlers
 produced them: a ``send`` and a later ``broadcast`` reach a socket in that order.
 One task drains the FIFO and publishes each batch with one pipeline, one PUBLISH
 per receiving process.
+
+A frame for a socket another process holds is a :class:`~.wire.Fanout`. When the
+last event queued for that process is a fanout of the very same frame (the next
+receiver of one broadcast), the socket joins it: a broadcast costs one event per
+process, however many of its sockets each process holds, and the room never needs
+to know which of its connections are relayed.
 """
 
 from __future__ import annotations
@@ -15,21 +21,16 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ...closecodes import TRY_AGAIN_LATER
-from ...outbox import Outbox
-from .wire import Accept, Send, Shut, encode_batch
+from .wire import Accept, Fanout, Shut, encode_batch
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-__all__ = ["Publisher", "RelayOutbox"]
+__all__ = ["Publisher", "RelaySink"]
 
 #: Events and bytes taken from the FIFO for one pipeline.
 BATCH_EVENTS = 2048
 BATCH_BYTES = 4 << 20
-
-
-async def _no_send(message: Any) -> None:  # pragma: no cover - never called
-    raise RuntimeError("a relay outbox does not write to a socket")
 
 
 class Publisher:
@@ -47,6 +48,8 @@ class Publisher:
         self.max_bytes = max_bytes
         self._queue: deque[tuple[str, Any, int]] = deque()
         self._bytes = 0
+        # The last event queued for each process, if it is a fanout still in the queue.
+        self._tails: dict[str, Fanout] = {}
         self._ready = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
@@ -73,11 +76,26 @@ class Publisher:
             return False
         self._queue.append((node, event, size))
         self._bytes += size
+        if type(event) is Fanout:
+            self._tails[node] = event
+        else:
+            self._tails.pop(node, None)
         self._idle.clear()
         if self.full:
             self._space.clear()
         self._ready.set()
         return True
+
+    def post_frame(self, node: str, sock: str, frame: str | bytes) -> bool:
+        """Send *frame* to socket *sock* held by *node*; ``False`` if it was dropped.
+
+        It joins the fanout last queued for *node* if that carries the same frame.
+        """
+        tail = self._tails.get(node)
+        if tail is not None and tail.frame is frame and self.enabled:
+            tail.socks.append(sock)
+            return True
+        return self.post(node, Fanout([sock], frame), len(frame))
 
     async def post_wait(self, node: str, event: Any, size: int = 0) -> None:
         """Append *event*, waiting while the FIFO is full (backpressure on the sender)."""
@@ -88,6 +106,7 @@ class Publisher:
     def clear(self) -> None:
         """Drop everything queued and release waiters (Redis was lost)."""
         self._queue.clear()
+        self._tails.clear()
         self._bytes = 0
         self._space.set()
         self._idle.set()
@@ -99,6 +118,7 @@ class Publisher:
     async def run(self, client: aioredis.Redis) -> None:
         """Publish until cancelled; a Redis error propagates (the caller handles outages)."""
         queue = self._queue
+        tails = self._tails
         while True:
             while not queue:
                 self._idle.set()
@@ -108,6 +128,8 @@ class Publisher:
             taken = size = 0
             while queue and taken < BATCH_EVENTS and size < BATCH_BYTES:
                 node, event, n = queue.popleft()
+                if tails.get(node) is event:
+                    del tails[node]  # published: nothing may join it any more
                 batches.setdefault(node, []).append(event)
                 taken += 1
                 size += n
@@ -122,28 +144,37 @@ class Publisher:
                     self._space.set()
 
 
-class RelayOutbox(Outbox):
-    """The outbox of a connection whose socket another process holds.
+class RelaySink:
+    """Where the frames of a connection go when another process holds its socket.
 
-    It lives on the room's owner: ``send``, ``broadcast`` and ``close`` become
-    events for the holding process, which writes them to the real socket through
-    that socket's own bounded outbox (where a slow client is closed with 1013).
+    It lives on the room's owner: ``put`` and ``close`` become events for the
+    holding process, which writes them to the real socket through that socket's own
+    bounded outbox (where a slow client is closed with 1013).
 
     Attributes:
         edge: the id of the process holding the socket.
         sock: the socket's id in the cluster.
+        accepted: whether the owner took the socket.
+        closing: whether a close was sent, or relaying stopped.
     """
 
-    __slots__ = ("_publisher", "edge", "sock")
+    __slots__ = ("_close", "_publisher", "accepted", "closing", "edge", "sock")
 
     def __init__(self, publisher: Publisher, edge: str, sock: str) -> None:
-        super().__init__(_no_send, max_messages=1, max_bytes=1, close_timeout=1.0)
         self._publisher = publisher
         self.edge = edge
         self.sock = sock
+        self.accepted = False
+        self.closing = False
+        self._close: tuple[int, str] | None = None
 
     def __repr__(self) -> str:
-        return f"<RelayOutbox {self.sock} on {self.edge}>"
+        return f"<RelaySink {self.sock} on {self.edge}>"
+
+    @property
+    def close_frame(self) -> tuple[int, str] | None:
+        """The code and reason this side closed with, if it did."""
+        return self._close
 
     async def accept(
         self, headers: Iterable[tuple[str, str]] = (), subprotocol: str | None = None
@@ -156,7 +187,7 @@ class RelayOutbox(Outbox):
         """Send one frame; if the relay FIFO is full the socket is closed with 1013."""
         if self.closing:
             return
-        if not self._publisher.post(self.edge, Send(self.sock, frame), len(frame)):
+        if not self._publisher.post_frame(self.edge, self.sock, frame):
             self.close(TRY_AGAIN_LATER, "relay queue full")
 
     def close(self, code: int = 1000, reason: str = "", *, discard: bool = False) -> None:
@@ -177,10 +208,4 @@ class RelayOutbox(Outbox):
 
     def finish(self) -> None:
         """The socket is gone."""
-        self._done = True
         self.closing = True
-
-    @property
-    def pending(self) -> int:
-        """Frames waiting here: none, they wait in the publisher and at the edge."""
-        return 0

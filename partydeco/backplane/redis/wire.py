@@ -28,7 +28,6 @@ __all__ = [
     "Moved",
     "Open",
     "Reply",
-    "Send",
     "Shut",
     "WireRequest",
     "decode_batch",
@@ -136,15 +135,9 @@ class Accept(msgspec.Struct, array_like=True, tag="A"):
     sock: str
 
 
-class Send(msgspec.Struct, array_like=True, tag="s"):
-    """A frame for one socket."""
-
-    sock: str
-    frame: Any  # str or bytes
-
-
 class Fanout(msgspec.Struct, array_like=True, tag="f"):
-    """One broadcast frame for several sockets held by the same process."""
+    """One frame for one or several sockets held by the same process (the receivers
+    of one broadcast share one event)."""
 
     socks: list[str]
     frame: Any  # str or bytes
@@ -194,7 +187,7 @@ class Reply(msgspec.Struct, array_like=True, tag="r"):
 
 
 Event = (
-    Open | Message | Close | HttpCall | AlarmCall | Accept | Send | Fanout | Shut | Deny
+    Open | Message | Close | HttpCall | AlarmCall | Accept | Fanout | Shut | Deny
     | Moved | Reply
 )
 
