@@ -47,6 +47,7 @@ NOT_RUN = {"ts", "js", "json", "toml", "nginx", "ini", "text", "caddy", "dockerf
 
 _FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
 _DIRECTIVE = re.compile(r"^<!-- snippet: (.+?) -->$")
+_REPO_PATH = re.compile(r"(?<![\w/.])((?:examples|bench|partydeco|tests|docs)/[\w./-]+)")
 
 
 @dataclass
@@ -118,7 +119,7 @@ def chains(path: Path) -> list[list[Snippet]]:
 async def execute(code: str, namespace: dict[str, Any], where: str) -> None:
     """Run *code* in *namespace* as a module body that may use top-level ``await``."""
     compiled = compile(code, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(compiled, namespace)  # noqa: S307 - the documentation's own code
+    result = eval(compiled, namespace)
     if asyncio.iscoroutine(result):
         await asyncio.wait_for(result, 20)
 
@@ -136,7 +137,8 @@ class Run:
     checks: list[Callable[[TestClient], Awaitable[None]]] = field(default_factory=list)
 
     async def execute(self, code: str | None = None) -> None:
-        await execute(self.snippet.code if code is None else code, self.namespace, self.snippet.where)
+        source = self.snippet.code if code is None else code
+        await execute(source, self.namespace, self.snippet.where)
 
 
 Fixture = Callable[[Run], Awaitable[None]]
@@ -251,7 +253,8 @@ async def own_jwt(run: Run) -> None:
     await run.execute()
 
     async def check(client: TestClient) -> None:
-        answer = await client.post("/parties/login/default", json={"username": "ada", "password": "pw"})
+        credentials = {"username": "ada", "password": "pw"}
+        answer = await client.post("/parties/login/default", json=credentials)
         assert answer.status == 200, answer.text
         token = answer.json()["token"]
         claims = await run.namespace["verifier"].verify(token)
@@ -343,12 +346,12 @@ async def app_test(run: Run) -> None:
 def check_shell(snippet: Snippet, extras: set[str]) -> None:
     """A shell block is exempt from running, but what it names must exist."""
     if snippet.directive is None or not snippet.directive.startswith("exempt:"):
-        raise AssertionError(f"{snippet.where}: shell block without '<!-- snippet: exempt: ... -->'")
+        raise AssertionError(f"{snippet.where}: shell block not marked 'snippet: exempt: ...'")
     for name in re.findall(r"partydeco\[([\w,-]+)\]|\.\[([\w,-]+)\]", snippet.code):
         for extra in ",".join(name).split(","):
             if extra:
                 assert extra in extras, f"{snippet.where}: no extra named {extra!r}"
-    for path in re.findall(r"(?<![\w/.])((?:examples|bench|partydeco|tests|docs)/[\w./-]+)", snippet.code):
+    for path in _REPO_PATH.findall(snippet.code):
         assert (ROOT / path).exists(), f"{snippet.where}: {path} does not exist"
 
 

@@ -47,7 +47,8 @@ async def test_python_block_runs(
 
 
 def test_every_block_has_a_known_language() -> None:
-    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = set(project["optional-dependencies"])
     for path in markdown_files():
         for snippet in snippets(path):
             assert snippet.lang, f"{snippet.where}: a code block needs a language"
