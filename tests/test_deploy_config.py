@@ -8,7 +8,7 @@ import httpx
 from hypercorn.config import Config as HypercornConfig
 
 from partydeco import App
-from partydeco.server import hypercorn_config
+from partydeco.server.run import hypercorn_config
 from tests.helpers import ROOT, free_port, start_process
 
 SHIPPED = str(files("partydeco").joinpath("hypercorn.toml"))

@@ -2,43 +2,44 @@
 
 from __future__ import annotations
 
+import os
+import site
 import subprocess
 import sys
 import textwrap
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import ROOT
 
 
-def run_without(module: str, code: str) -> subprocess.CompletedProcess[str]:
-    """Run *code* in a fresh interpreter where *module* cannot be imported."""
-    prelude = textwrap.dedent(
-        f"""
-        import sys
+def run_without(module: str, code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run *code* in a fresh interpreter whose site-packages lack *module*.
 
-        class NotInstalled:  # finds {module!r} nowhere, as if it were not installed
-            @staticmethod
-            def find_spec(name, path=None, target=None):
-                if name.partition(".")[0] == {module!r}:
-                    raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-                return None
-
-        sys.meta_path.insert(0, NotInstalled)
-        """
-    )
+    The interpreter sees a copy of site-packages made of symlinks to everything but the
+    package (and its metadata), and partydeco from the repository, so *module* is as
+    absent as if it had never been installed.
+    """
+    (site_packages,) = [Path(p) for p in site.getsitepackages() if p.startswith(sys.prefix)]
+    view = tmp_path / "site-packages"
+    view.mkdir()
+    for entry in site_packages.iterdir():
+        if entry.name.split("-")[0].lower() != module and entry.name != f"{module}.py":
+            (view / entry.name).symlink_to(entry)
     return subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code)],
-        cwd=ROOT,
+        [sys.executable, "-S", "-c", textwrap.dedent(code)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": f"{ROOT}{os.pathsep}{view}", "PATH": os.environ.get("PATH", "")},
         capture_output=True,
         text=True,
         timeout=60,
     )
 
 
-def test_client_without_websockets_names_the_extra() -> None:
-    result = run_without("websockets", "from partydeco.client import PartySocket")
+def test_client_without_websockets_names_the_extra(tmp_path: Path) -> None:
+    result = run_without("websockets", "from partydeco.client import PartySocket", tmp_path)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: partydeco.client.PartySocket needs the websockets package")
@@ -46,7 +47,9 @@ def test_client_without_websockets_names_the_extra() -> None:
 
 
 @pytest.mark.parametrize("module", ["httpx2", "authlib"])
-def test_introspection_without_its_packages_fails_at_construction(module: str) -> None:
+def test_introspection_without_its_packages_fails_at_construction(
+    module: str, tmp_path: Path
+) -> None:
     result = run_without(
         module,
         """
@@ -56,6 +59,7 @@ def test_introspection_without_its_packages_fails_at_construction(module: str) -
         except SetupError as error:
             print(error)
         """,
+        tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
