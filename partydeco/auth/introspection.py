@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import logging
 import math
 import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from partydeco.errors import SetupError
 
 from .errors import (
     InactiveTokenError,
@@ -22,6 +25,9 @@ from .errors import (
 __all__ = ["IntrospectionVerifier"]
 
 logger = logging.getLogger("partydeco.auth")
+
+#: The packages the request needs: Authlib's async OAuth 2 client, which runs on httpx2.
+_REQUIRED_PACKAGES = ("authlib", "httpx2")
 
 #: RFC 6750's b64token: the characters a bearer token may contain.
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -58,6 +64,10 @@ class IntrospectionVerifier:
         max_token_size: the longest token sent to the endpoint.
         max_bytes: the largest introspection answer accepted.
         clock: returns the current time in seconds (for tests).
+
+    Raises:
+        SetupError: the ``introspection`` extra is not installed.
+        ValueError: the endpoint is not an http(s) URL.
     """
 
     def __init__(
@@ -78,6 +88,7 @@ class IntrospectionVerifier:
     ) -> None:
         if not endpoint.startswith(("https://", "http://")):
             raise ValueError("the introspection endpoint must be an http(s) URL")
+        _check_installed()
         self.endpoint = endpoint
         self.client_id = client_id
         self._client_secret = client_secret
@@ -161,7 +172,7 @@ class IntrospectionVerifier:
             del self._cache[next(iter(self._cache))]
 
     async def _request(self, token: str) -> dict[str, Any]:
-        # imported here so JWT-only apps do not need Authlib installed
+        # imported here: httpx2, which this client runs on, comes with the introspection extra
         from authlib.integrations.httpx_client import (  # type: ignore[import-untyped]
             AsyncOAuth2Client,
         )
@@ -196,3 +207,12 @@ class IntrospectionVerifier:
         if not isinstance(answer, dict):
             raise IntrospectionUnavailableError()
         return answer
+
+
+def _check_installed() -> None:
+    missing = [name for name in _REQUIRED_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SetupError(
+            f"IntrospectionVerifier needs {' and '.join(missing)}, which partydeco installs "
+            "only with the 'introspection' extra: pip install 'partydeco[introspection]'"
+        )

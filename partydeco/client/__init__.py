@@ -8,6 +8,8 @@ Example::
         await socket.send("hello")
         async for message in socket:
             ...
+
+It needs the ``client`` extra (the websockets package): ``pip install 'partydeco[client]'``.
 """
 
 from __future__ import annotations
