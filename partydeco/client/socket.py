@@ -8,64 +8,43 @@ be refreshed), buffers what is sent while offline, and stops for good when the s
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import random
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from partydeco.client.backoff import Backoff, CloseInfo, default_should_reconnect
+from partydeco.client.buffer import Message, OfflineBuffer
 from partydeco.client.errors import (
-    BufferFullError,
     ClosedByServerError,
     HandshakeRejectedError,
     ReconnectStoppedError,
     RetriesExhaustedError,
     SocketClosedError,
 )
-from partydeco.client.url import QueryValue, RoomAddress
+from partydeco.client.fetch import fetch_room
+from partydeco.client.sources import (
+    CloseCallback,
+    HeadersSource,
+    OpenCallback,
+    QuerySource,
+    call_back,
+    resolve,
+)
+from partydeco.client.url import RoomAddress
 
 if TYPE_CHECKING:
-    import httpx
+    pass
 
 __all__ = ["HeadersSource", "Message", "PartySocket", "QuerySource"]
 
 logger = logging.getLogger("partydeco.client")
-
-#: A frame: text arrives as ``str``, binary as ``bytes``.
-Message = str | bytes
-
-_T = TypeVar("_T")
-_Source = Mapping[str, _T] | Callable[[], Mapping[str, _T] | Awaitable[Mapping[str, _T]]]
-
-#: Query parameters: a mapping, or a (sync or async) function called on every attempt.
-QuerySource = (
-    Mapping[str, QueryValue]
-    | Callable[[], Mapping[str, QueryValue] | Awaitable[Mapping[str, QueryValue]]]
-)
-#: Extra handshake headers: a mapping, or a (sync or async) function called on every attempt.
-HeadersSource = Mapping[str, str] | Callable[[], Mapping[str, str] | Awaitable[Mapping[str, str]]]
-
-_OpenCallback = Callable[[], Awaitable[None] | None]
-_CloseCallback = Callable[[CloseInfo], Awaitable[None] | None]
-
-
-async def _resolve(source: _Source[_T] | None) -> Mapping[str, _T]:
-    """Return ``source`` itself, or what calling (and awaiting) it gives."""
-    if source is None:
-        return {}
-    if callable(source):
-        result = source()
-        if inspect.isawaitable(result):
-            result = await result
-        return result
-    return source
 
 
 class PartySocket:
@@ -144,17 +123,15 @@ class PartySocket:
         should_reconnect: Callable[[CloseInfo], bool] = default_should_reconnect,
         max_size: int = 1024 * 1024,
         max_inbox: int = 1024,
-        on_open: _OpenCallback | None = None,
-        on_close: _CloseCallback | None = None,
+        on_open: OpenCallback | None = None,
+        on_close: CloseCallback | None = None,
         connect_options: Mapping[str, Any] | None = None,
         rng: Callable[[], float] = random.random,
     ) -> None:
         if max_retries is not None and max_retries < 0:
             raise ValueError("max_retries must be >= 0 or None")
-        if max_buffered < 0 or max_inbox < 1:
-            raise ValueError("need max_buffered >= 0 and max_inbox >= 1")
-        if overflow not in ("drop_oldest", "error"):
-            raise ValueError("overflow must be 'drop_oldest' or 'error'")
+        if max_inbox < 1:
+            raise ValueError("need max_inbox >= 1")
         self.address = RoomAddress(
             host, room, party, prefix, path, base_path=base_path, protocol=protocol
         )
@@ -164,8 +141,6 @@ class PartySocket:
         self.max_retries = max_retries
         self.min_uptime = min_uptime
         self.connect_timeout = connect_timeout
-        self.max_buffered = max_buffered
-        self.overflow = overflow
         self.should_reconnect = should_reconnect
         self._query = query
         self._headers = headers
@@ -177,7 +152,7 @@ class PartySocket:
         self._connect_options = dict(connect_options or {})
         self._rng = rng
 
-        self._buffer: deque[Message] = deque()  # sent while offline, oldest first
+        self._buffer = OfflineBuffer(max_buffered, overflow)
         self._inbox: deque[Message] = deque()  # received, not yet read
         self._cond = asyncio.Condition()  # guards the state below; notified on every change
         self._task: asyncio.Task[None] | None = None
@@ -190,10 +165,18 @@ class PartySocket:
         self._url: str | None = None
         #: The last failure or close seen (``None`` before any).
         self.close_info: CloseInfo | None = None
-        #: How many buffered messages were dropped by the ``"drop_oldest"`` policy.
-        self.dropped = 0
 
     # ------------------------------------------------------------------ properties
+    @property
+    def max_buffered(self) -> int:
+        """How many messages ``send`` keeps while offline."""
+        return self._buffer.max_messages
+
+    @property
+    def dropped(self) -> int:
+        """How many buffered messages the ``"drop_oldest"`` policy discarded."""
+        return self._buffer.dropped
+
     @property
     def url(self) -> str | None:
         """The URL of the latest attempt, query included (it may hold a token: do not log)."""
@@ -306,28 +289,14 @@ class PartySocket:
                 return True
             except ConnectionClosed:
                 # Not written: keep it ahead of anything buffered while we awaited.
-                self._buffer.appendleft(data)
-                self._trim_buffer()
+                self._buffer.put_back(data)
                 return False
-        self._enqueue(data)
+        self._buffer.append(data)
         return False
 
     def drain_buffered(self) -> list[Message]:
         """Remove and return the messages waiting in the offline buffer, oldest first."""
-        items = list(self._buffer)
-        self._buffer.clear()
-        return items
-
-    def _enqueue(self, data: Message) -> None:
-        if len(self._buffer) >= self.max_buffered and self.overflow == "error":
-            raise BufferFullError(self.max_buffered)
-        self._buffer.append(data)
-        self._trim_buffer()
-
-    def _trim_buffer(self) -> None:
-        while len(self._buffer) > self.max_buffered:
-            self._buffer.popleft()
-            self.dropped += 1
+        return self._buffer.drain()
 
     # ------------------------------------------------------------------ receiving
     def __aiter__(self) -> PartySocket:
@@ -359,45 +328,7 @@ class PartySocket:
             raise SocketClosedError("this PartySocket was closed") from None
 
     # ------------------------------------------------------------------ fetch
-    @staticmethod
-    async def fetch(
-        host: str,
-        room: str | None = None,
-        *,
-        party: str = "main",
-        prefix: str = "parties",
-        path: str | None = None,
-        base_path: str | None = None,
-        protocol: Literal["ws", "wss"] | None = None,
-        query: QuerySource | None = None,
-        method: str = "GET",
-        headers: Mapping[str, str] | None = None,
-        content: str | bytes | None = None,
-        json: Any = None,
-        request_timeout: float = 10.0,
-        client: httpx.AsyncClient | None = None,
-    ) -> httpx.Response:
-        """Make an HTTP request to a room (its ``on_request`` handler), like partysocket's fetch.
-
-        The URL is the room URL with ``http``/``https`` and ``query`` (resolved once), without
-        ``_pk``. Pass ``client`` to reuse an ``httpx.AsyncClient``; otherwise a client with
-        ``request_timeout`` seconds of timeout is made for this one request.
-
-        Example::
-
-            r = await PartySocket.fetch("localhost:1999", "lobby", path="stats",
-                                        headers={"Authorization": f"Bearer {token}"})
-        """
-        address = RoomAddress(
-            host, room, party, prefix, path, base_path=base_path, protocol=protocol
-        )
-        url = address.http_url(await _resolve(query))
-        if client is not None:
-            return await client.request(method, url, headers=headers, content=content, json=json)
-        import httpx
-
-        async with httpx.AsyncClient(timeout=request_timeout) as own:
-            return await own.request(method, url, headers=headers, content=content, json=json)
+    fetch = staticmethod(fetch_room)
 
     # ------------------------------------------------------------------ internals
     @property
@@ -444,7 +375,7 @@ class PartySocket:
             if self._stopping:
                 return
             self.close_info = info
-            await self._call(self._on_close, info)
+            await call_back(self.room_url, self._on_close, info)
             if not self.should_reconnect(info):
                 await self._give_up(self._terminal_error(info, failures))
                 return
@@ -453,8 +384,8 @@ class PartySocket:
     async def _attempt(self) -> tuple[ClientConnection | None, CloseInfo]:
         """Make one connection attempt; return the open connection or why it failed."""
         try:
-            query = await _resolve(self._query)
-            headers = await _resolve(self._headers)
+            query = await resolve(self._query)
+            headers = await resolve(self._headers)
             self._url = self.address.ws_url(self.id, query)
             options: dict[str, Any] = {
                 "additional_headers": dict(headers) or None,
@@ -480,12 +411,12 @@ class PartySocket:
             if self._stopping:
                 await ws.close()
             while self._buffer:
-                await ws.send(self._buffer[0])
-                self._buffer.popleft()
+                await ws.send(self._buffer.first())
+                self._buffer.pop_first()
             async with self._cond:
                 self._is_open = True
                 self._cond.notify_all()
-            await self._call(self._on_open)
+            await call_back(self.room_url, self._on_open)
             async for message in ws:
                 async with self._cond:
                     await self._cond.wait_for(
@@ -517,16 +448,3 @@ class PartySocket:
         async with self._cond:
             self._stop_error = error
             self._cond.notify_all()
-
-    async def _call(
-        self, callback: Callable[..., Awaitable[None] | None] | None, *args: Any
-    ) -> None:
-        """Run a user callback; its failure is logged and never stops the socket."""
-        if callback is None:
-            return
-        try:
-            result = callback(*args)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            logger.exception("%s: PartySocket callback %r failed", self.room_url, callback)
