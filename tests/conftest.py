@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .redis_server import RedisServer, redis_binary
+from tests.support.redis_server import RedisServer, redis_binary
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.support import ROOT
 
 
 def run_without(module: str, code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

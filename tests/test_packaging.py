@@ -10,7 +10,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 WRONG_HANDLER = """
     from partydeco import party

@@ -16,8 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from partydeco import App, ConnectContext, Connection, Request, Response, Room
 from partydeco.parties import SocketClosed
 from partydeco.storage import RoomKey, SqliteStorage
-
-from .helpers import eventually, serve
+from tests.support import eventually, serve
 
 
 async def test_room_storage_through_requests(tmp_path: Path) -> None:
