@@ -21,7 +21,6 @@ from partydeco import App, ConnectContext, Connection, Request, Room, SetupError
 from partydeco.testing import TestClient
 from partydeco.yjs import Document, DocumentNotLoadedError, YjsParty
 from partydeco.yjs.protocol import MESSAGE_SYNC, SYNC_UPDATE, Reader, sync_message
-from tests.helpers import eventually
 from tests.yjs_peer import YPeer
 
 
@@ -208,7 +207,7 @@ async def test_mutated_updates_never_corrupt_the_document(tmp_path: Path) -> Non
 async def test_awareness_is_relayed_and_removed_when_its_connection_closes(
     tmp_path: Path,
 ) -> None:
-    app, docs = make_app(tmp_path)
+    app, _ = make_app(tmp_path)
     async with TestClient(app) as client, peer(client, "r") as a:
         async with peer(client, "r") as b:
             await b.set_awareness(1, {"user": "bob", "cursor": 3})

@@ -96,7 +96,9 @@ async def test_offline_edits_merge_on_reconnect(tmp_path: Path) -> None:
         await text_becomes(driver, "b", "base.")
         await driver.request("disconnect", name="a")
         await driver.wait_event(
-            lambda e: e.get("event") == "status" and e["name"] == "a" and e["status"] == "disconnected"
+            lambda e: e.get("event") == "status"
+            and e["name"] == "a"
+            and e["status"] == "disconnected"
         )
         await driver.request("type", name="a", text="[offline a]")
         await driver.request("type", name="b", index=0, text="[online b]")
@@ -185,7 +187,7 @@ async def test_a_malformed_update_closes_with_1007_and_the_room_lives_on(tmp_pat
 def start_node(redis: RedisServer, prefix: str) -> Process:
     port = free_port()
     args = ["-m", "partydeco", "serve", "tests/yjs_app.py", "--port", str(port)]
-    return start_process(args + ["--redis", redis.url], port=port, env={"REDIS_PREFIX": prefix})
+    return start_process([*args, "--redis", redis.url], port=port, env={"REDIS_PREFIX": prefix})
 
 
 async def test_one_document_across_two_processes_on_redis(

@@ -60,10 +60,12 @@ async def stored(backend: Any, room: str = "r") -> dict[str, Any]:
 
 async def until_stored(backend: Any, condition: Any) -> dict[str, Any]:
     """The document's stored entries, once ``condition(entries)`` holds."""
-    async with asyncio.timeout(5):
-        while not condition(entries := await stored(backend)):
-            await asyncio.sleep(0.01)
-    return entries
+    for _ in range(500):
+        entries = await stored(backend)
+        if condition(entries):
+            return entries
+        await asyncio.sleep(0.01)
+    raise AssertionError("the entries were not stored within 5 s")
 
 
 async def reload_text(backend: Any, room: str = "r", name: str = "text") -> str:

@@ -1,4 +1,4 @@
-"""A shared text page on partydeco.yjs: the npm Yjs provider in the browser, documents on the server.
+"""A shared text page on partydeco.yjs: the npm Yjs provider in the browser, documents in rooms.
 
 Run it from the repository root::
 
