@@ -11,17 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from examples.collab.app import app
-from partydeco.storage import SqliteStorage
 from partydeco.testing import HandshakeRefusedError, TestClient
 from tests.helpers import ROOT, free_port, start_process
 from tests.js_driver import JS_DIR
 from tests.test_chat_example import CHROMIUM, _browser_ready
 
 
-async def test_serves_the_page_and_the_vendored_bundle_and_refuses_bad_tokens(
-    tmp_path: Path,
-) -> None:
-    app.storage = SqliteStorage(tmp_path / "rooms.db")
+async def test_serves_the_page_and_the_vendored_bundle_and_refuses_bad_tokens() -> None:
     async with TestClient(app) as client:
         page = await client.get("/")
         assert page.status == 200 and '<script type="module" src="collab.js">' in page.text

@@ -308,8 +308,9 @@ async def test_documents_are_released_with_their_rooms(tmp_path: Path) -> None:
             async with peer(client, f"room-{i}") as p:
                 await p.edit(typed(f"doc {i}"))
         assert docs.loaded == 5
-        lifecycle = app.lifecycle
-        assert lifecycle is not None
+        runtime = app.runtime
+        assert runtime is not None
+        lifecycle = runtime.lifecycle
 
         async def reaped() -> bool:
             await lifecycle.reap()

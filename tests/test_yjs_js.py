@@ -19,6 +19,7 @@ from tests.helpers import Process, free_port, serve, start_process
 from tests.js_driver import NodePartySocket, node_partysocket
 from tests.redis_server import RedisServer
 from tests.yjs_app import build
+from tests.yjs_peer import storage_url
 
 Driver = NodePartySocket
 
@@ -112,26 +113,19 @@ async def test_offline_edits_merge_on_reconnect(tmp_path: Path) -> None:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def storage_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """Makes the storage of one server run: SQLite in a file, or Redis (same data)."""
+    """Makes the storage URL of one server run: SQLite in a file, or Redis (same data)."""
     if request.param == "sqlite":
-        yield lambda app: setattr(app, "storage", _sqlite(tmp_path))
+        yield lambda: f"sqlite:///{tmp_path}/rooms.db"
         return
     redis: RedisServer = request.getfixturevalue("redis_server")
     prefix: str = request.getfixturevalue("redis_prefix")
-    yield lambda app: setattr(app, "storage", RedisStorage(redis.url, prefix=prefix))
-
-
-def _sqlite(tmp_path: Path) -> Any:
-    from partydeco.storage import SqliteStorage
-
-    return SqliteStorage(tmp_path / "rooms.db")
+    yield lambda: storage_url(RedisStorage(redis.url, prefix=prefix))
 
 
 async def test_a_restart_keeps_the_document(storage_of: Any) -> None:
     port = free_port()
     async with providers() as driver:
-        first = build()
-        storage_of(first)
+        first = build(storage=storage_of())
         async with serve(first, port=port) as host:
             await open_doc(driver, "writer", host)
             for word in ("one ", "two ", "three"):
@@ -140,8 +134,7 @@ async def test_a_restart_keeps_the_document(storage_of: Any) -> None:
             assert (await server_text(host))["text"] == "one two three"
         # the server stopped: the writer keeps its copy, but stays away from now on
         await driver.request("disconnect", name="writer")
-        second = build()
-        storage_of(second)
+        second = build(storage=storage_of())
         async with serve(second, port=port) as host:
             await open_doc(driver, "fresh", host, kind="websocket")
             state = await driver.request("state", name="fresh")

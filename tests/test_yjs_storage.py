@@ -25,6 +25,7 @@ from partydeco.testing import TestClient
 from partydeco.yjs import YjsParty
 from tests.redis_server import RedisServer
 from tests.test_yjs import peer, typed
+from tests.yjs_peer import storage_url
 
 
 class KeptStorage(MemoryStorage):
@@ -70,8 +71,7 @@ async def until_stored(backend: Any, condition: Any) -> dict[str, Any]:
 
 async def reload_text(backend: Any, room: str = "r", name: str = "text") -> str:
     """Load the stored document into a fresh app on the same storage and read its text."""
-    app = App()
-    app.storage = backend
+    app = App(storage=storage_url(backend))
     docs = YjsParty("docs", app)
     texts: list[str] = []
 
@@ -103,8 +103,7 @@ async def test_restart_keeps_the_document_with_redis(
     redis_server: RedisServer, redis_prefix: str
 ) -> None:
     for round_ in range(2):
-        app = App()
-        app.storage = RedisStorage(redis_server.url, prefix=redis_prefix)
+        app = App(storage=storage_url(RedisStorage(redis_server.url, prefix=redis_prefix)))
         YjsParty("docs", app, compact_entries=3)
         async with TestClient(app) as client, peer(client, "r") as p:
             assert p.text == "x" * (round_ * 5)
@@ -115,8 +114,7 @@ async def test_restart_keeps_the_document_with_redis(
 
 async def test_large_documents_are_split_below_the_value_limit() -> None:
     backend = KeptStorage()
-    app = App()
-    app.storage = backend
+    app = App(storage=storage_url(backend))
     YjsParty("docs", app, compact_bytes=500_000)
     body = "".join(random.Random(3).choice("abcdefgh ") for _ in range(700_000))
     async with TestClient(app) as client, peer(client, "r") as p:
@@ -142,8 +140,7 @@ async def test_concurrent_editors_on_slow_failing_storage_lose_nothing() -> None
     """Sequence numbers are taken before any await: with writes that take random time and
     fail a quarter of the time, every change of every editor is stored, and nothing else."""
     backend = FlakyStorage(11, failures=0.25)
-    app = App(max_messages_per_second=None)
-    app.storage = backend
+    app = App(max_messages_per_second=None, storage=storage_url(backend))
     YjsParty("docs", app, compact_entries=5, compact_bytes=2_000)
     async with TestClient(app, timeout=20) as client:
         async with (
@@ -162,8 +159,7 @@ async def test_concurrent_editors_on_slow_failing_storage_lose_nothing() -> None
 
             await asyncio.gather(*(type_(e, f"list-{n}") for n, e in enumerate(editors)))
     assert backend.failed > 0 and backend.writes > 5
-    app = App()
-    app.storage = backend
+    app = App(storage=storage_url(backend))
     docs = YjsParty("docs", app)
     lists: list[list[Any]] = []
 
@@ -188,8 +184,7 @@ async def test_a_crash_between_snapshot_and_cleanup_loses_nothing() -> None:
             return await super().write(room, batch)
 
     backend = NoDeletes()
-    app = App()
-    app.storage = backend
+    app = App(storage=storage_url(backend))
     YjsParty("docs", app, compact_entries=2)
     async with TestClient(app) as client, peer(client, "r") as p:
         for word in ("one ", "two ", "three ", "four "):
@@ -201,8 +196,7 @@ async def test_a_crash_between_snapshot_and_cleanup_loses_nothing() -> None:
 
 async def test_updates_with_no_client_connected_are_flushed_on_request() -> None:
     backend = KeptStorage()
-    app = App()
-    app.storage = backend
+    app = App(storage=storage_url(backend))
     docs = YjsParty("docs", app)
 
     @docs.on_request

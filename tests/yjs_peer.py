@@ -13,6 +13,7 @@ from typing import Any
 
 import pycrdt
 
+from partydeco.storage import StorageBackend, register_backend
 from partydeco.testing import TestConnection
 from partydeco.yjs.awareness import encode as encode_awareness
 from partydeco.yjs.protocol import (
@@ -26,6 +27,17 @@ from partydeco.yjs.protocol import (
     awareness_message,
     sync_message,
 )
+
+# backend objects the tests built themselves, by the key in their "testbackend://" URL
+_backends: dict[str, StorageBackend] = {}
+
+
+def storage_url(backend: StorageBackend) -> str:
+    """A storage URL for ``App(storage=...)`` that opens *backend* (an object the test made)."""
+    key = str(id(backend))
+    _backends[key] = backend
+    register_backend("testbackend", lambda url: _backends[url.partition("://")[2]])
+    return f"testbackend://{key}"
 
 
 class YPeer:
