@@ -1,8 +1,7 @@
 """The WebSocket close codes partydeco uses, by name.
 
 Codes from RFC 6455 that partydeco sends or reports; compare
-``on_close``'s ``code`` with these, or use them in ``Connection.close``
-where the code is an application one (3000-4999).
+``on_close``'s ``code`` with these, or pass them to ``Connection.close``.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ __all__ = [
     "ABNORMAL",
     "GOING_AWAY",
     "INTERNAL_ERROR",
+    "INVALID_PAYLOAD",
     "MESSAGE_TOO_BIG",
     "NORMAL",
     "NO_STATUS",
@@ -18,12 +18,16 @@ __all__ = [
     "SERVICE_RESTART",
     "TOKEN_EXPIRED",
     "TRY_AGAIN_LATER",
+    "UNSUPPORTED_DATA",
 ]
 
 #: The connection did its job and closed.
 NORMAL = 1000
 #: The server is shutting down (graceful shutdown).
 GOING_AWAY = 1001
+#: The peer sent a kind of frame the endpoint does not accept (a text frame where
+#: only binary ones make sense, an unknown protocol message).
+UNSUPPORTED_DATA = 1003
 #: The close frame carried no code.
 NO_STATUS = 1005
 #: The peer vanished without a close frame.
@@ -31,6 +35,9 @@ ABNORMAL = 1006
 #: The client sent messages faster than ``max_messages_per_second`` allows
 #: (terminal: clients do not reconnect).
 POLICY_VIOLATION = 1008
+#: A message's content is malformed for its type (e.g. a Yjs update that does not
+#: decode).
+INVALID_PAYLOAD = 1007
 #: A message was larger than ``max_message_size``.
 MESSAGE_TOO_BIG = 1009
 #: ``on_connect`` (or ``connection_tags``) raised.

@@ -19,6 +19,9 @@ __all__ = ["ConnectContext", "Connection"]
 
 _state_encoder = msgspec.json.Encoder()
 
+# RFC 6455 codes an endpoint may put in a close frame (1004-1006 and 1015 are reserved).
+_SENDABLE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015)))
+
 
 class ConnectContext:
     """What ``on_connect`` learns about how the connection was opened.
@@ -110,14 +113,18 @@ class Connection:
         """Close the connection after what was already queued is sent.
 
         Args:
-            code: 1000, or an application code from 3000 to 4999.
+            code: 1000, a protocol code a server may send (1001-1003, 1007-1014:
+                see :mod:`partydeco.closecodes`), or an application code from 3000
+                to 4999.
             reason: a short text, at most 123 bytes in UTF-8.
 
         Raises:
             ValueError: the code or reason is not allowed on the wire.
         """
-        if code != 1000 and not 3000 <= code <= 4999:
-            raise ValueError(f"close code must be 1000 or in 3000-4999, not {code}")
+        if code not in _SENDABLE_CODES and not 3000 <= code <= 4999:
+            raise ValueError(
+                f"close code must be 1000-1003, 1007-1014 or in 3000-4999, not {code}"
+            )
         if len(reason.encode("utf-8")) > 123:
             raise ValueError("close reason must be at most 123 bytes in UTF-8")
         self.sink.close(code, reason)

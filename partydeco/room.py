@@ -66,6 +66,7 @@ class Room:
     """
 
     __slots__ = (
+        "__weakref__",  # extensions (partydeco.yjs) keep per-room state that dies with the room
         "_backend",
         "_connections",
         "_dispatch",

@@ -26,13 +26,17 @@ JS_DIR = Path(__file__).resolve().parents[1] / "js"
 Event = dict[str, Any]
 
 
+#: The npm packages the tests drive; ``npm ci`` runs when one of them is missing.
+PACKAGES = ("partysocket", "playwright-core", "ws", "y-partykit", "y-websocket", "yjs")
+
+
 def ensure_node_modules() -> None:
     """Install the pinned npm packages once; skip (locally) or fail (in CI) without Node."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         if os.environ.get("CI"):
-            pytest.fail("node and npm are required in CI for the partysocket tests")
+            pytest.fail("node and npm are required in CI for the npm client tests")
         pytest.skip("node/npm not installed")
-    if not (JS_DIR / "node_modules" / "partysocket" / "package.json").exists():
+    if not all((JS_DIR / "node_modules" / p / "package.json").exists() for p in PACKAGES):
         subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, timeout=300
         )
@@ -117,12 +121,16 @@ class NodePartySocket:
 
 
 @contextlib.asynccontextmanager
-async def node_partysocket() -> AsyncIterator[NodePartySocket]:
-    """Start ``node tests/js/driver.mjs`` and stop it at the end of the block."""
+async def node_partysocket(script: str = "driver.mjs") -> AsyncIterator[NodePartySocket]:
+    """Start ``node tests/js/<script>`` and stop it at the end of the block.
+
+    ``driver.mjs`` drives partysocket, ``ydriver.mjs`` the Yjs providers; both speak the
+    same line protocol.
+    """
     ensure_node_modules()
     process = await asyncio.create_subprocess_exec(
         "node",
-        "driver.mjs",
+        script,
         cwd=JS_DIR,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
