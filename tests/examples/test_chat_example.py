@@ -14,9 +14,7 @@ import pytest
 from examples.chat.app import app
 from partydeco.testing import HandshakeRefusedError, TestClient
 from tests.support import serve
-from tests.support.js_driver import JS_DIR, ensure_node_modules
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+from tests.support.js_driver import CHROMIUM, JS_DIR, browser_ready
 
 
 async def test_presence_messages_and_refusal_in_process() -> None:
@@ -53,16 +51,8 @@ async def test_serves_the_page_and_the_vendored_partysocket() -> None:
         assert (await client.get("/../app.py")).status == 404
 
 
-def _browser_ready() -> None:
-    ensure_node_modules()
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-        pytest.skip("chromium is not installed")
-
-
 async def test_two_pages_chat_and_a_bad_token_shows_an_error(tmp_path: Path) -> None:
-    _browser_ready()
+    browser_ready()
     async with serve(app, websocket_ping_interval=None) as host:
         config = {
             "base": f"http://{host}",

@@ -142,3 +142,16 @@ async def node_partysocket(script: str = "driver.mjs") -> AsyncIterator[NodePart
     finally:
         if process.returncode is None:
             await driver.close()
+
+
+#: The Chromium the browser tests drive (playwright-core with this executable).
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def browser_ready() -> None:
+    """Make sure the npm packages and Chromium are there; skip (fail in CI) without Chromium."""
+    ensure_node_modules()
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        pytest.skip("chromium is not installed")

@@ -1,6 +1,6 @@
 """A Yjs app for the npm-provider tests, in-process (``build()``) or as a cluster process.
 
-``partydeco serve tests/yjs_app.py --redis URL`` serves ``app``. Rooms of the ``docs``
+``partydeco serve tests/support/yjs_app.py --redis URL`` serves ``app``. Rooms of the ``docs``
 party are Yjs documents; ``?token=editor-token`` may edit, ``?token=viewer-token`` may
 only read (the hook decides the role: a client's ``X-Role`` header is dropped), any
 other token is refused with 401. ``GET /parties/docs/<room>?token=...`` answers the

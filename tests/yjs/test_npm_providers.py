@@ -1,7 +1,7 @@
 """The real npm Yjs providers against partydeco.yjs through a real server.
 
 ``y-partykit/provider`` (YPartyKitProvider) and ``y-websocket`` (WebsocketProvider), with
-the npm ``yjs``, run in Node (tests/js/ydriver.mjs); the app is tests/yjs_app.py.
+the npm ``yjs``, run in Node (tests/js/ydriver.mjs); the app is tests/support/yjs_app.py.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from partydeco.storage.redis import RedisStorage
-from tests.helpers import Process, free_port, serve, start_process
-from tests.js_driver import NodePartySocket, node_partysocket
-from tests.redis_server import RedisServer
-from tests.yjs_app import build
-from tests.yjs_peer import storage_url
+from tests.support import Process, free_port, serve, start_process
+from tests.support.js_driver import NodePartySocket, node_partysocket
+from tests.support.redis_server import RedisServer
+from tests.support.yjs_app import build
+from tests.support.yjs_peer import storage_url
 
 Driver = NodePartySocket
 
@@ -179,7 +179,7 @@ async def test_a_malformed_update_closes_with_1007_and_the_room_lives_on(tmp_pat
 
 def start_node(redis: RedisServer, prefix: str) -> Process:
     port = free_port()
-    args = ["-m", "partydeco", "serve", "tests/yjs_app.py", "--port", str(port)]
+    args = ["-m", "partydeco", "serve", "tests/support/yjs_app.py", "--port", str(port)]
     return start_process([*args, "--redis", redis.url], port=port, env={"REDIS_PREFIX": prefix})
 
 

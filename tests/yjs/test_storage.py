@@ -23,9 +23,9 @@ from partydeco.storage import (
 from partydeco.storage.redis import RedisStorage
 from partydeco.testing import TestClient
 from partydeco.yjs import YjsParty
-from tests.redis_server import RedisServer
-from tests.test_yjs import peer, typed
-from tests.yjs_peer import storage_url
+from tests.support.redis_server import RedisServer
+from tests.support.yjs_peer import storage_url
+from tests.yjs.test_protocol import peer, typed
 
 
 class KeptStorage(MemoryStorage):

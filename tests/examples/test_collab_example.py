@@ -12,9 +12,8 @@ from typing import Any
 
 from examples.collab.app import app
 from partydeco.testing import HandshakeRefusedError, TestClient
-from tests.helpers import ROOT, free_port, start_process
-from tests.js_driver import JS_DIR
-from tests.test_chat_example import CHROMIUM, _browser_ready
+from tests.support import ROOT, free_port, start_process
+from tests.support.js_driver import CHROMIUM, JS_DIR, browser_ready
 
 
 async def test_serves_the_page_and_the_vendored_bundle_and_refuses_bad_tokens() -> None:
@@ -50,7 +49,7 @@ async def run_pages(config: dict[str, Any]) -> dict[str, Any]:
 async def test_two_pages_edit_together_and_the_text_survives_a_restart(tmp_path: Path) -> None:
     """The example runs as a process (its storage in its working directory), stopped and
     started again on the same port."""
-    _browser_ready()
+    browser_ready()
     port = free_port()
     config = {"room": "browser-notes", "shots": str(tmp_path), "base": f"http://127.0.0.1:{port}"}
     script = str(ROOT / "examples" / "collab" / "app.py")

@@ -2,7 +2,7 @@
 
 It speaks the protocol the way the npm providers do: sync step 1 on open, step 2 in
 answer to the server's step 1, every local change as an update message, awareness
-updates in and out. The real npm clients are tested in tests/test_yjs_js.py.
+updates in and out. The real npm clients are tested in tests/yjs/test_npm_providers.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """partydeco.yjs in-process: the sync and awareness protocol, rights, limits, server changes.
 
-The clients are tests/yjs_peer.py's pycrdt peers over the in-process test client; the
-real npm providers are in tests/test_yjs_js.py, persistence in tests/test_yjs_storage.py.
+The clients are tests/support/yjs_peer.py's pycrdt peers over the in-process test client; the
+real npm providers are in tests/yjs/test_npm_providers.py, persistence in tests/yjs/test_storage.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from partydeco import App, ConnectContext, Connection, Request, Room, SetupError
 from partydeco.testing import TestClient
 from partydeco.yjs import Document, DocumentNotLoadedError, YjsParty
 from partydeco.yjs.protocol import MESSAGE_SYNC, SYNC_UPDATE, Reader, sync_message
-from tests.yjs_peer import YPeer
+from tests.support.yjs_peer import YPeer
 
 
 def typed(text: str) -> Any:
