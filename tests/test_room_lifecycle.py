@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from partydeco import App, ConnectContext, Connection, Request, Response, Room
 from partydeco.parties import SocketClosed
-from partydeco.storage import RoomKey, SqliteStorage
+from partydeco.storage import RoomKey, RoomStorage, SqliteStorage
 from tests.support import eventually, serve
 
 
@@ -61,20 +61,16 @@ async def test_alarm_fires_without_connections_and_room_id_works() -> None:
         assert r.text == "scheduled"
         assert await asyncio.wait_for(fired.get(), 5) == ("quiet-room", "set by request")
         storage = app.runtime.backplane.room("main", "quiet-room").storage
-        await eventually_async(lambda: storage.get_alarm(), expect=None)
+        await eventually(no_alarm(storage))
 
 
-async def eventually_async(
-    probe: Callable[[], Awaitable[object]], *, expect: object, timeout: float = 5.0
-) -> None:
-    """Wait until ``await probe()`` returns *expect*."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value == expect:
-            return
-        assert time.monotonic() < deadline, f"still {value!r}, expected {expect!r}"
-        await asyncio.sleep(0.01)
+def no_alarm(storage: RoomStorage) -> Callable[[], Awaitable[bool]]:
+    """A condition for :func:`eventually`: *storage* holds no alarm."""
+
+    async def check() -> bool:
+        return await storage.get_alarm() is None
+
+    return check
 
 
 async def test_failing_alarm_is_retried_with_backoff() -> None:
@@ -104,7 +100,7 @@ async def test_failing_alarm_is_retried_with_backoff() -> None:
         assert attempts[2] - attempts[1] >= 0.1
         room = app.runtime.backplane.room("main", "r")
         assert await room.storage.get("cleaned") is True
-        await eventually_async(lambda: room.storage.get_alarm(), expect=None)
+        await eventually(no_alarm(room.storage))
 
 
 async def test_alarm_runs_on_start_first_after_restart(tmp_path: Path) -> None:

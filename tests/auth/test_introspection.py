@@ -19,7 +19,8 @@ from partydeco.auth import (
     MissingClaim,
     TokenTooLarge,
 )
-from tests.support.authkit import StubRequest, StubResponse, StubServer, wait_for
+from tests.support import eventually
+from tests.support.authkit import StubRequest, StubResponse, StubServer
 
 PATH = "/oauth2/introspect"
 CLIENT_ID, CLIENT_SECRET = "rooms", "rooms-secret"
@@ -90,7 +91,7 @@ async def test_cache_never_outlives_exp() -> None:
                 return True
             return False
 
-        await wait_for(refused)
+        await eventually(refused)
         assert server.hits(PATH) >= 2
 
 
@@ -121,7 +122,7 @@ async def test_revocation_seen_after_cache_ttl() -> None:
                 return True
             return False
 
-        await wait_for(refused)
+        await eventually(refused)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from partydeco.auth import (
     KeyNotFound,
     RemoteJWKS,
 )
+from tests.support import eventually
 from tests.support.auth_cases import K_EC, K_RSA, POLICY
 from tests.support.authkit import (
     StubResponse,
@@ -26,7 +27,6 @@ from tests.support.authkit import (
     jwks,
     mint,
     rsa,
-    wait_for,
 )
 
 JWKS_PATH = "/jwks.json"
@@ -74,7 +74,7 @@ async def test_unknown_kid_after_cooldown_refetches_once() -> None:
                 await verifier.verify(token)
             return server.hits(JWKS_PATH) == 2
 
-        await wait_for(refetched)
+        await eventually(refetched)
         assert time.monotonic() - started >= 0.2
         # a burst right after the refetch is inside the new cooldown
         for _ in range(50):
@@ -101,7 +101,7 @@ async def test_key_rotation_picked_up_after_cooldown() -> None:
                 return False
             return True
 
-        await wait_for(new_key_accepted)
+        await eventually(new_key_accepted)
         assert server.hits(JWKS_PATH) == 2
         with pytest.raises(KeyNotFound):
             await verifier.verify(mint(old))  # the retired key is gone
@@ -118,7 +118,7 @@ async def test_max_age_refetches() -> None:
             await verifier.verify(token)
             return server.hits(JWKS_PATH) >= 2
 
-        await wait_for(refetched)
+        await eventually(refetched)
 
 
 FAILURES: dict[str, StubResponse] = {
@@ -154,7 +154,7 @@ async def test_failed_refetch_keeps_cached_keys(failure: str) -> None:
                 await verifier.verify(mint(K_RSA, kid=secrets.token_hex(8)))
             return failure == "down" or server.hits(JWKS_PATH) >= 2
 
-        await wait_for(refetch_attempted)
+        await eventually(refetch_attempted)
         assert (await verifier.verify(token))["sub"] == "user-1"
         assert server.hits("/elsewhere.json") == 0  # the redirect was not followed
 
@@ -213,7 +213,7 @@ async def test_cold_fetch_failure_retried_later() -> None:
                 return False
             return True
 
-        await wait_for(recovered)
+        await eventually(recovered)
 
 
 async def test_hanging_endpoint_times_out() -> None:

@@ -130,10 +130,12 @@ async def test_workers_2_behave_as_one_room(
     server = start_node(redis_server, redis_prefix, workers=2, runner=runner)
     nodes.append(server)
     workers: set[int] = set()
-    deadline = time.monotonic() + 10
-    while len(workers) < 2:  # wait until both workers accept connections
-        assert time.monotonic() < deadline, "the second worker did not start"
+
+    async def both_workers_answered() -> bool:
         workers.add((await get(server, "/pid"))["pid"])
+        return len(workers) == 2
+
+    await eventually(both_workers_answered, timeout=10, message="the second worker did not start")
     sockets: list[ClientConnection] = []
     by_edge: dict[int, ClientConnection] = {}
     owners = set()
@@ -313,10 +315,10 @@ async def test_redis_restart_closes_with_1012_answers_503_then_recovers(
         async def answers() -> bool:
             return all([(await http(base)).status_code == 200 for base in (a, b)])
 
-        deadline = time.monotonic() + 10
-        while not await answers():
-            assert time.monotonic() < deadline, "service did not resume after Redis came back"
-            await asyncio.sleep(0.05)
+        await eventually(
+            answers, timeout=10, interval=0.05,
+            message="service did not resume after Redis came back",
+        )
         assert (await http(a)).json()["k"] == "committed"
         async with (
             connect(f"ws://{b}/parties/main/r?_pk=alice") as alice2,
@@ -356,10 +358,7 @@ async def test_an_alarm_fires_once_on_the_owner(
                         return False
             return True
 
-        deadline = time.monotonic() + 10
-        while not await settled():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await eventually(settled, timeout=10, interval=0.05)
         assert sorted(fired) == sorted((owner, room) for room, owner in owners.items())
 
 
@@ -375,8 +374,10 @@ async def test_an_idle_room_gives_its_lease_back(
         await eventually(
             lambda: not any(list(app.runtime.backplane.rooms()) for app in (a_app, b_app))
         )
-        deadline = time.monotonic() + 5
-        while (await http(b)).json()["app"] != "B":  # the lease is free: b takes the room
-            assert time.monotonic() < deadline, "the idle room's lease was not given back"
-            await asyncio.sleep(0.05)
+        async def b_took_the_room() -> bool:  # the lease is free: b takes the room
+            return bool((await http(b)).json()["app"] == "B")
+
+        await eventually(
+            b_took_the_room, interval=0.05, message="the idle room's lease was not given back"
+        )
         assert (await http(a)).json()["app"] == "B"

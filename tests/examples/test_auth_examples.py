@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from partydeco import App, auth
-from tests.support import ROOT, serve, start_process
+from tests.support import ROOT, eventually, serve, start_process
 from tests.support.auth_cases import K_RSA
 from tests.support.authkit import (
     AZP,
@@ -26,7 +26,6 @@ from tests.support.authkit import (
     jwks,
     mint,
     rsa,
-    wait_for,
 )
 
 EXAMPLES = ROOT / "examples"
@@ -75,7 +74,7 @@ async def test_jwks_auth_example(monkeypatch: pytest.MonkeyPatch) -> None:
                 got = await ask(base, "websocket", fresh, path="/parties/main/r1")
                 return got.status == 101
 
-            await wait_for(accepted)
+            await eventually(accepted)
             assert (await ask(base, "websocket", token, path="/parties/main/r1")).status == 401
         assert idp.hits("/tenant/.well-known/openid-configuration") == 1
         assert idp.hits("/tenant/jwks") == 2

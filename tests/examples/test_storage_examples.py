@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,10 @@ import msgspec
 from websockets.asyncio.client import connect
 
 from partydeco.storage import RoomKey, SqliteStorage
-from tests.support import ROOT, start_process
+from tests.support import ROOT, eventually, start_process
 
 COUNTER = str(ROOT / "examples" / "counter" / "app.py")
 ALARMS = str(ROOT / "examples" / "alarms" / "app.py")
-
-
-async def until(probe: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """Poll ``await probe()`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_counter_survives_a_server_restart(tmp_path: Path) -> None:
@@ -84,7 +72,7 @@ async def test_alarms_example_cleans_up_without_connections(tmp_path: Path) -> N
                 body: dict[str, Any] = (await client.get(url)).json()
                 return body if body["cleanups"] >= 2 and not body["notes"] else None
 
-            body = await until(cleaned_twice)
+            body = await eventually(cleaned_twice, timeout=10, interval=0.02)
             assert body["cleaned_by"] == "board"
     finally:
         server.stop()
@@ -112,7 +100,7 @@ async def test_alarms_example_fires_overdue_alarm_after_restart(tmp_path: Path) 
                 return await backend.get_alarm(key) is None
 
             # The restarted server fires the alarm on its own, before any request.
-            await until(alarm_cleared)
+            await eventually(alarm_cleared, timeout=10, interval=0.02)
             starts = await backend.get(key, [b"starts", b"cleanups"])
             assert msgspec.msgpack.decode(starts[b"starts"]) == 2  # on_start ran again
             assert msgspec.msgpack.decode(starts[b"cleanups"]) == 1

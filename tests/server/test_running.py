@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import ROOT, free_port, start_process
+from tests.support import ROOT, eventually, free_port, start_process
 
 QUICKSTART = str(ROOT / "examples" / "quickstart" / "app.py")
 
@@ -88,17 +88,11 @@ async def test_partydeco_dev_restarts_when_a_file_changes(tmp_path: Path) -> Non
         app_file.write_text(source.replace("'v1'", "'v2'"))
         result: list[str | None] = []
 
-        async def poll() -> None:
-            result.append(await version())
-
         async def changed() -> bool:
-            await poll()
+            result.append(await version())
             return result[-1] == "v2"
 
-        deadline = asyncio.get_running_loop().time() + 15
-        while not await changed():
-            assert asyncio.get_running_loop().time() < deadline, result[-5:]
-            await asyncio.sleep(0.1)
+        await eventually(changed, timeout=15, interval=0.1, message="the change was not reloaded")
     finally:
         server.stop()
 

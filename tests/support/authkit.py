@@ -13,7 +13,7 @@ import hmac
 import json
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -130,15 +130,6 @@ def hmac_forge(header: dict[str, Any], payload: dict[str, Any], secret: bytes) -
 def keyset(*keys: Key) -> KeySet:
     """A KeySet of these keys (private halves included, for signing)."""
     return KeySet(list(keys))
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[bool]], within: float = 5.0, interval: float = 0.02
-) -> None:
-    """Poll an async condition until it is true; fail after ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while not await condition():  # noqa: ASYNC110 - the condition is not an event
-            await asyncio.sleep(interval)
 
 
 # -- clients ---------------------------------------------------------------------------
