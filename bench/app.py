@@ -64,7 +64,7 @@ class MappedVerifier:
         self.tokens = tokens
 
     async def verify(self, token: str) -> dict[str, Any]:
-        """Verify *token* (or the JWT it stands for); the claims, or ``InvalidToken``."""
+        """Verify *token* (or the JWT it stands for); the claims, or ``InvalidTokenError``."""
         return await self.verifier.verify(self.tokens.get(token, token))
 
 

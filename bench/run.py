@@ -13,6 +13,7 @@ Requires node (no npm packages). Results also go to ``bench/results/`` as JSON.
     python bench/run.py                         # ~4 min on 2 cores
     python bench/run.py --rounds 5 --uvicorn    # steadier, with Uvicorn
     python bench/run.py --scenarios fanout50,http --servers quart,partydeco
+    python bench/run.py --against ../old-checkout  # this tree against another one
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ SERVERS: dict[str, tuple[list[str], str]] = {
     ),
 }
 BASELINE = "quart"
+#: The checkout each server runs from (with it on PYTHONPATH); this one unless --against.
+ROOTS: dict[str, Path] = {}
 
 #: name -> loadgen arguments at scale 1.
 SCENARIOS: dict[str, tuple[list[str], str]] = {
@@ -107,6 +110,17 @@ TARGETS = [
 ]
 
 
+def against(directory: Path) -> str:
+    """Register the bench app of the checkout in *directory* as a server; return its name."""
+    directory = directory.resolve()
+    if not (directory / "bench" / "app.py").is_file():
+        sys.exit(f"--against {directory}: no bench/app.py there")
+    name = f"partydeco@{directory.name}"
+    SERVERS[name] = ([PY, "bench/app.py", "--port", "{port}"], f"bench/app.py of {directory}")
+    ROOTS[name] = directory
+    return name
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago."""
     with socket.socket() as sock:
@@ -147,9 +161,10 @@ def start(name: str, results: Path, pin: str | None) -> Server:
     if pin and shutil.which("taskset"):
         command = ["taskset", "-c", pin, *command]
     log = results / f"{name}.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    root = ROOTS.get(name, ROOT)
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        command, cwd=root, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -205,10 +220,19 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--no-pin", action="store_true", help="do not pin server/loadgen to CPUs")
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
+    parser.add_argument(
+        "--against", metavar="DIR", action="append", default=[],
+        help="also run bench/app.py of another checkout (e.g. a git worktree of an older "
+        "commit), as server partydeco@DIR; the table then compares partydeco with it",
+    )
     args = parser.parse_args()
     if not shutil.which("node"):
         sys.exit("bench/run.py needs node (18 or later) on PATH")
     names = args.servers.split(",")
+    for other in args.against:
+        name = against(Path(other))
+        names.append(name)
+        TARGETS.append((f"partydeco vs {name}", "*", "partydeco", name, 1.0))
     if args.uvicorn:
         names += [n for n in ("starlette-uvicorn", "partydeco-uvicorn") if n not in names]
     scenarios = args.scenarios.split(",")
@@ -338,14 +362,17 @@ def report(
                 row.append("-" if cell is None else show(cell.best))
             lines.append("| " + " | ".join(row) + " |")
     rows = []
-    for label, scenario, name, ref, goal in TARGETS:
-        spread = ratios(cells, scenario, name, ref)
-        if not spread:
-            continue
-        median = statistics.median(spread)
-        verdict = "met" if median >= goal else "NOT met"
-        span = f"[{min(spread):.2f}-{max(spread):.2f}]"
-        rows.append(f"| {label} | {median:.2f} {span} | >= {goal} | {verdict} |")
+    for label, target, name, ref, goal in TARGETS:
+        # "*": the comparison holds for every workload (another checkout of partydeco)
+        for scenario in scenarios if target == "*" else [target]:
+            spread = ratios(cells, scenario, name, ref)
+            if not spread:
+                continue
+            median = statistics.median(spread)
+            verdict = "met" if median >= goal else "NOT met"
+            span = f"[{min(spread):.2f}-{max(spread):.2f}]"
+            what = f"{label}, {scenario}" if target == "*" else label
+            rows.append(f"| {what} | {median:.2f} {span} | >= {goal} | {verdict} |")
     if rows:
         lines += ["", "Targets (median of per-round ratios, range in brackets):", ""]
         lines += ["| target | ratio | goal | |", "|---|---|---|---|", *rows]
