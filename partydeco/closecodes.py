@@ -15,6 +15,7 @@ __all__ = [
     "NORMAL",
     "NO_STATUS",
     "POLICY_VIOLATION",
+    "REPLACED",
     "SERVICE_RESTART",
     "TOKEN_EXPIRED",
     "TRY_AGAIN_LATER",
@@ -47,6 +48,10 @@ INTERNAL_ERROR = 1011
 SERVICE_RESTART = 1012
 #: The peer fell too far behind (its outbox overflowed).
 TRY_AGAIN_LATER = 1013
+#: A new socket with the same connection id, authenticated as the same principal,
+#: took this one's place (a reconnect whose old socket was half-open). Terminal for
+#: partydeco's client, as every 4000-4999 code: reconnecting would displace the new one.
+REPLACED = 4409
 #: The connection's token expired (``request.expires_at`` plus ``token_leeway``)
 #: and was not refreshed. Non-terminal: clients reconnect with a fresh token.
 TOKEN_EXPIRED = 3005

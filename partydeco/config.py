@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -47,6 +48,7 @@ _SPECIAL = frozenset(
         "max_messages_per_second",
         "message_rate_action",
         "trusted_proxies",
+        "principal_header",
     }
 )
 
@@ -128,6 +130,11 @@ class Config:
             after an owner dies its rooms move within about this time.
         redis_prefix: prefix of every Redis key and channel, so several apps can
             share one Redis.
+        principal_header: the header through which hooks name the user
+            (``X-User-ID``, PartyKit's convention). The client's own value of it is
+            removed before the hooks run; when a hook sets it, it is the request's
+            ``principal`` (unless the hook set ``request.principal`` itself).
+            ``None`` turns this off: only ``request.principal`` counts.
     """
 
     max_message_size: int = 1 << 20
@@ -160,6 +167,7 @@ class Config:
     redis_url: str | None = None
     redis_lease: float = 5.0
     redis_prefix: str = "partydeco"
+    principal_header: str | None = "X-User-ID"
 
     def __post_init__(self) -> None:
         if self.storage is not None and not isinstance(self.storage, (str, os.PathLike)):
@@ -171,6 +179,11 @@ class Config:
             raise ValueError(f"redis_url must be a URL string, not {self.redis_url!r}")
         if not isinstance(self.redis_prefix, str) or not self.redis_prefix:
             raise ValueError(f"redis_prefix must be a non-empty string, not {self.redis_prefix!r}")
+        header = self.principal_header
+        if header is not None and (
+            not isinstance(header, str) or not header.isascii() or not _TOKEN.match(header)
+        ):
+            raise ValueError(f"principal_header must be a header name or None, not {header!r}")
         for name in ("require_origin", "cors", "token_refresh", "limit_loopback"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
@@ -209,6 +222,9 @@ class Config:
             value = getattr(self, field.name)
             if not _is_number(value) or value <= 0:
                 raise ValueError(f"{field.name} must be a positive number, not {value!r}")
+
+
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
 def _is_number(value: object) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -54,9 +55,15 @@ class Connection:
             that holds the socket (see :class:`partydeco.backplane.Sink`).
         tags: the connection's tags, its id first; the room sets them from the
             ``connection_tags`` handlers as the connection joins.
+        principal: who the hooks authenticated it as (``request.principal``), or
+            ``None``. Only server code sets it; it decides whether a new socket with
+            the same id may replace this one.
+        closed: whether the room ran ``on_close`` for it.
     """
 
-    __slots__ = ("_state", "_state_limit", "id", "room", "sink", "tags", "uri")
+    __slots__ = (
+        "_state", "_state_limit", "closed", "id", "principal", "room", "sink", "tags", "uri",
+    )
 
     def __init__(
         self, id: str, uri: str, room: Room, sink: Sink, *, state_limit: int = 2048
@@ -68,6 +75,8 @@ class Connection:
         self._state: Any = None
         self._state_limit = state_limit
         self.tags: tuple[str, ...] = (id,)
+        self.principal: str | None = None
+        self.closed = False
 
     @property
     def open(self) -> bool:
@@ -105,9 +114,15 @@ class Connection:
 
         ``str`` goes as a text frame, ``bytes`` as a binary frame, anything else
         is encoded as JSON text with msgspec. Sending on a closed connection
-        does nothing.
+        does nothing. While a storage write of the room is in flight, the frame
+        waits until the write is durable (see :mod:`partydeco.gate`).
         """
-        self.sink.put(encode_frame(message))
+        frame = encode_frame(message)
+        gate = self.room.gate
+        if gate.writes:
+            gate.hold(partial(self.sink.put, frame))
+        else:
+            self.sink.put(frame)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection after what was already queued is sent.
@@ -127,7 +142,11 @@ class Connection:
             )
         if len(reason.encode("utf-8")) > 123:
             raise ValueError("close reason must be at most 123 bytes in UTF-8")
-        self.sink.close(code, reason)
+        gate = self.room.gate
+        if gate.writes:  # after the frames the gate holds
+            gate.hold(partial(self.sink.close, code, reason))
+        else:
+            self.sink.close(code, reason)
 
     def __repr__(self) -> str:
         return f"<Connection {self.id!r} room={self.room.id!r}>"

@@ -165,10 +165,17 @@ def freeze(handlers: Mapping[str, PartyHandlers]) -> dict[str, Dispatch]:
     return tables
 
 
-async def run_hooks(hooks: tuple[Call, ...], request: Request, lobby: Lobby) -> Request | Response:
+async def run_hooks(
+    hooks: tuple[Call, ...],
+    request: Request,
+    lobby: Lobby,
+    principal_header: str | None = None,
+) -> Request | Response:
     """Run ``before_*`` hooks in order: the forwarded request, or the first ``Response``.
 
     A hook that raises refuses with 401 (an ``HTTPException`` with its own status).
+    Unless a hook set ``request.principal``, the *principal_header* a hook set names
+    the principal (the client's own value of it was removed before the hooks ran).
     """
     for call in hooks:
         try:
@@ -188,6 +195,8 @@ async def run_hooks(hooks: tuple[Call, ...], request: Request, lobby: Lobby) -> 
             continue
         logger.error("%r returned %r; expected a Request, a Response or None", call.fn, result)
         return Response("Internal Server Error", 500)
+    if request.principal is None and principal_header is not None:
+        request.principal = request.header(principal_header) or None
     return request
 
 

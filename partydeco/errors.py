@@ -18,6 +18,7 @@ __all__ = [
     "BackplaneUnavailableError",
     "BodyTooLargeError",
     "ConnectionClosedError",
+    "ConnectionIdConflictError",
     "HandshakeRefusedError",
     "InvalidMessageError",
     "PartydecoError",
@@ -76,6 +77,19 @@ class BackplaneUnavailableError(PartydecoError):
     New WebSocket handshakes and HTTP requests get ``503`` with this message;
     established sockets are closed with 1012 (service restart) so clients reconnect.
     """
+
+
+class ConnectionIdConflictError(PartydecoError):
+    """A socket asked for a connection id that another principal's open socket holds
+    (or that a socket still connecting has taken); the handshake is refused with 409.
+
+    Attributes:
+        connection_id: the id asked for.
+    """
+
+    def __init__(self, connection_id: str) -> None:
+        self.connection_id = connection_id
+        super().__init__("connection id already in use")
 
 
 class ConnectionClosedError(PartydecoError):

@@ -48,6 +48,12 @@ class Request:
             token sent over the open socket to extend :attr:`expires_at` (see
             ``token_refresh``); it raises to refuse the token. Set by the hook that
             set ``expires_at``.
+        principal: who the hooks authenticated the client as (a user id), or
+            ``None``. A hook sets it (the ready-made ``partydeco.auth`` hooks set the
+            token's subject), or sets the ``principal_header`` (``X-User-ID``): the
+            client's own value of that header is removed before the hooks run, so
+            only a hook can. Two sockets with one connection id may replace each
+            other only when their principal is the same.
     """
 
     __slots__ = (
@@ -63,6 +69,7 @@ class Request:
         "is_websocket",
         "method",
         "path",
+        "principal",
         "query_string",
         "raw_path",
         "remote_addr",
@@ -102,21 +109,36 @@ class Request:
         self._host: str | None = None
         self.expires_at: float | None = None
         self.token_refresher: Refresher | None = None
+        self.principal: str | None = None
 
     @classmethod
     def from_scope(
-        cls, scope: Mapping[str, Any], receive: Receive | None = None, max_body_size: int = 1 << 20
+        cls,
+        scope: Mapping[str, Any],
+        receive: Receive | None = None,
+        max_body_size: int = 1 << 20,
+        drop_header: bytes | None = None,
     ) -> Request:
-        """Build a request from an ASGI ``http`` or ``websocket`` scope."""
+        """Build a request from an ASGI ``http`` or ``websocket`` scope.
+
+        *drop_header* (a lower-case name) is left out of the headers: the principal
+        header, which only hooks may set.
+        """
         is_ws = scope["type"] == "websocket"
         raw = scope.get("raw_path")
         client = scope.get("client")
+        headers = scope.get("headers", ())
+        kept = (
+            [h for h in headers if h[0] != drop_header]
+            if drop_header is not None
+            else list(headers)
+        )
         return cls(
             "GET" if is_ws else scope["method"],
             scope["path"],
             raw_path=raw.decode("latin-1") if raw else None,
             query_string=scope.get("query_string", b""),
-            headers=list(scope.get("headers", ())),
+            headers=kept,
             scheme=scope.get("scheme", "ws" if is_ws else "http"),
             remote_addr=client[0] if client else None,
             is_websocket=is_ws,
@@ -159,13 +181,16 @@ class Request:
     def host(self) -> str:
         """The ``Host`` header (or ``:authority``), empty when absent."""
         if self._host is None:
-            if self._headers is not None:
-                self._host = self.headers.get("Host", "")
-            else:  # without building the headers, which most handlers never read
-                self._host = next(
-                    (v.decode("latin-1") for k, v in self._raw_headers if k.lower() == b"host"), ""
-                )
+            self._host = self.header("Host") or ""
         return self._host
+
+    def header(self, name: str) -> str | None:
+        """The value of header *name*, or ``None``; it does not build :attr:`headers`,
+        which most handlers never read."""
+        if self._headers is not None:
+            return self._headers.get(name)
+        key = name.lower().encode("latin-1")
+        return next((v.decode("latin-1") for k, v in self._raw_headers if k.lower() == key), None)
 
     @property
     def url(self) -> str:

@@ -7,15 +7,23 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from werkzeug.exceptions import HTTPException
 
-from .closecodes import INTERNAL_ERROR
+from .closecodes import INTERNAL_ERROR, REPLACED
 from .codec import encode_frame
 from .connection import ConnectContext, Connection
-from .errors import BodyTooLargeError, InvalidMessageError, PartydecoError, SetupError
+from .errors import (
+    BodyTooLargeError,
+    ConnectionIdConflictError,
+    InvalidMessageError,
+    PartydecoError,
+    SetupError,
+)
+from .gate import Gate
 from .outbox import send_event
 from .response import Response, to_response
 
@@ -59,15 +67,22 @@ class Lobby:
 class Room:
     """One room of a party: its connections and the party's handlers for it.
 
+    A room keeps the guarantees of a PartyKit room (a Durable Object): it exists
+    once, ``on_start`` runs once per room life, events are delivered one at a time
+    while a storage call is in flight (see :mod:`partydeco.gate`), and a connection
+    id belongs to one open socket.
+
     Attributes:
         id: the room id (the raw URL segment).
         party: the party's name.
         env: the process environment merged with ``.env``.
+        gate: the room's input and output gates.
     """
 
     __slots__ = (
         "__weakref__",  # extensions (partydeco.yjs) keep per-room state that dies with the room
         "_backend",
+        "_claims",
         "_connections",
         "_dispatch",
         "_last_active",
@@ -78,6 +93,7 @@ class Room:
         "_storage",
         "config",
         "env",
+        "gate",
         "id",
         "party",
     )
@@ -98,6 +114,9 @@ class Room:
         self.config = config
         self._dispatch = dispatch
         self._connections: dict[str, Connection] = {}
+        # Connections being connected (their id is taken), until they are attached.
+        self._claims: dict[str, Connection] = {}
+        self.gate = Gate()
         self._started = False
         self._start_lock = asyncio.Lock()
         self._backend = storage
@@ -131,6 +150,10 @@ class Room:
         frame = encode_frame(message)
         event = send_event(frame)
         skip = without if isinstance(without, (set, frozenset)) else set(without)
+        if self.gate.writes:  # hold it until the writes in flight are durable
+            sinks = [c.sink for c in self._connections.values() if c.id not in skip]
+            self.gate.hold(partial(_put_all, sinks, frame, event))
+            return
         for conn in self._connections.values():
             if conn.id not in skip:
                 conn.sink.put(frame, event)
@@ -149,7 +172,7 @@ class Room:
                 raise SetupError(f"{self!r} has no storage backend (it was not made by an App)")
             from .storage import RoomStorage
 
-            self._storage = RoomStorage(self._backend, self.party, self.id)
+            self._storage = RoomStorage(self._backend, self.party, self.id, self.gate)
         return self._storage
 
     @property
@@ -181,28 +204,72 @@ class Room:
                 await call(self)
             self._started = True
 
-    async def connect(self, request: Request, sink: Sink) -> Connection:
-        """Start the room if needed, accept the socket and run ``on_connect``.
+    async def connect(self, request: Request, sink: Sink, id: str | None = None) -> Connection:
+        """Start the room if needed, take the connection id, accept the socket and run
+        ``on_connect``.
 
-        Errors before the socket is accepted propagate (the handshake fails with
-        500); errors after it close the socket with 1011.
+        An open connection with the same id is replaced when both were authenticated
+        as the same principal: it is closed with :data:`~partydeco.closecodes.REPLACED`
+        and its ``on_close`` runs first. Otherwise the newcomer is refused.
+
+        Raises:
+            ConnectionIdConflictError: the id belongs to another principal's open
+                socket, or to a socket still connecting (the handshake gets 409).
+            Exception: ``on_start`` failed (the handshake gets 500); errors after the
+                socket is accepted close it with 1011 instead.
         """
-        await self.start()
-        conn = self.new_connection(request, sink)
-        await sink.accept()
-        await self.attach(conn, ConnectContext(request))
-        return conn
+        self._pending += 1
+        try:
+            if self.gate.blocked:
+                await self.gate.enter()
+            await self.start()
+            conn = self.new_connection(request, sink, id)
+            await self._claim(conn)
+            try:
+                await sink.accept()
+            except BaseException:
+                if self._claims.get(conn.id) is conn:
+                    del self._claims[conn.id]
+                raise
+            await self.attach(conn, ConnectContext(request))
+            return conn
+        finally:
+            self._done()
 
-    def new_connection(self, request: Request, sink: Sink) -> Connection:
-        """A connection of this room for the socket *request* opens: its id is the
-        ``_pk`` query parameter, else a fresh UUID4; its frames go to *sink*."""
-        return Connection(
-            request.args.get("_pk") or str(uuid.uuid4()),
+    def new_connection(self, request: Request, sink: Sink, id: str | None = None) -> Connection:
+        """A connection of this room for the socket *request* opens: its id is *id*, else
+        the ``_pk`` query parameter, else a fresh UUID4; its frames go to *sink*."""
+        conn = Connection(
+            id or request.args.get("_pk") or str(uuid.uuid4()),
             request.url,
             self,
             sink,
             state_limit=self.config.state_limit,
         )
+        conn.principal = request.principal
+        return conn
+
+    async def _claim(self, conn: Connection) -> None:
+        """Take *conn*'s id, replacing the same principal's open socket with it."""
+        id = conn.id
+        if id in self._claims:
+            raise ConnectionIdConflictError(id)
+        existing = self._connections.get(id)
+        if existing is not None and existing.open:
+            if existing.principal is None or existing.principal != conn.principal:
+                raise ConnectionIdConflictError(id)
+        self._claims[id] = conn
+        if existing is not None:
+            await self.evict(existing, REPLACED, "replaced by a new connection with its id")
+
+    async def evict(self, conn: Connection, code: int, reason: str) -> None:
+        """Close *conn* with *code* and run its ``on_close`` now, not when its socket is gone."""
+        if self._connections.get(conn.id) is conn:
+            del self._connections[conn.id]
+        conn.sink.close(code, reason)
+        if not conn.closed:
+            conn.closed = True
+            await self._closed(conn, code, reason)
 
     async def attach(self, conn: Connection, ctx: ConnectContext) -> None:
         """Run ``connection_tags`` and ``on_connect`` for an accepted socket.
@@ -219,11 +286,15 @@ class Room:
                 )
             if dispatch.connection_tags:
                 conn.tags = await self._tags(conn, ctx)
+            if self._claims.get(conn.id) is conn:
+                del self._claims[conn.id]
             self._connections[conn.id] = conn
             for call in dispatch.on_connect:
                 await call(conn, ctx)
         except Exception as exc:
             logger.exception("error while connecting %r to %r", conn.id, self)
+            if self._claims.get(conn.id) is conn:
+                del self._claims[conn.id]
             sink.close(INTERNAL_ERROR, _reason(exc))
 
     async def _tags(self, conn: Connection, ctx: ConnectContext) -> tuple[str, ...]:
@@ -242,6 +313,8 @@ class Room:
 
     async def message(self, conn: Connection, data: str | bytes) -> None:
         """Run the ``on_message`` handlers for one frame."""
+        if self.gate.blocked:
+            await self.gate.enter()
         for call in self._dispatch.on_message:
             arg: Any = data
             if call.decoder is not None:
@@ -252,7 +325,11 @@ class Room:
                     await self.error(conn, InvalidMessageError(str(exc)))
                     continue
             try:
-                await call(arg, conn)
+                # What ``await call(arg, conn)`` does, without its coroutine: this runs
+                # once per frame, the one place where that cost shows.
+                result = call.fn(arg, conn)
+                if call.is_async:
+                    await result
             except Exception as exc:
                 await self.error(conn, exc)
 
@@ -269,11 +346,20 @@ class Room:
                 logger.exception("error in on_error handler of %r", self)
 
     async def disconnect(self, conn: Connection, code: int, reason: str) -> None:
-        """Forget a connection whose socket closed, and run ``on_close``."""
+        """Forget a connection whose socket closed, and run ``on_close`` (unless it ran
+        already: the connection was replaced)."""
         if self._connections.get(conn.id) is conn:
             del self._connections[conn.id]
+        if self._claims.get(conn.id) is conn:
+            del self._claims[conn.id]
+        if conn.closed:
+            self._last_active = time.monotonic()
+            return
+        conn.closed = True
         self._pending += 1
         try:
+            if self.gate.blocked:
+                await self.gate.enter()
             await self._closed(conn, code, reason)
         finally:
             self._done()
@@ -295,6 +381,8 @@ class Room:
 
     async def _request(self, request: Request) -> Response:
         try:
+            if self.gate.blocked:
+                await self.gate.enter()
             await self.start()
             for call in self._dispatch.on_request:
                 result = await call(request, self)
@@ -318,6 +406,8 @@ class Room:
         """
         self._pending += 1
         try:
+            if self.gate.blocked:
+                await self.gate.enter()
             await self.start()
             for call in self._dispatch.on_alarm:
                 await call(self)
@@ -330,13 +420,19 @@ class Room:
 
     @property
     def idle(self) -> bool:
-        """Whether no connection is attached and no arrival is in progress."""
+        """Whether no connection is attached and no arrival (a connect included) is in
+        progress."""
         return not self._connections and self._pending == 0
 
     @property
     def last_active(self) -> float:
         """``time.monotonic()`` when the last connect, request, close or alarm ended."""
         return self._last_active
+
+
+def _put_all(sinks: list[Sink], frame: str | bytes, event: dict[str, Any]) -> None:
+    for sink in sinks:
+        sink.put(frame, event)
 
 
 def _reason(exc: BaseException) -> str:

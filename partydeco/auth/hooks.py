@@ -122,6 +122,9 @@ def _make_hook(
             request.headers[name] = value
         request.expires_at = _expiry(claims)
         request.token_refresher = _refresher(verifier, claims.get("sub"))
+        subject = claims.get("sub")
+        if subject is not None:
+            request.principal = _header_value(subject)
         return request
 
     return hook
@@ -177,7 +180,8 @@ def before_connect_hook(
     refused with 401 (503 when keys are unavailable). Headers named in
     ``forward`` that the client sent are always removed.
 
-    The hook also sets ``request.expires_at`` from the ``exp`` claim, so the
+    The hook also sets ``request.principal`` to the ``sub`` claim (who the socket
+    belongs to), ``request.expires_at`` from the ``exp`` claim, so the
     socket is closed with 3005 when the token expires, and
     ``request.token_refresher``, which accepts a new token over the open socket
     (with ``token_refresh=True``) if it verifies and has the same ``sub``.

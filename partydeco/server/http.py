@@ -54,14 +54,15 @@ async def serve_http(
                 return
             extra = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
     guard.client(scope)  # behind a trusted proxy, remote_addr is the client's
-    request = Request.from_scope(scope, receive, config.max_body_size)
+    request = Request.from_scope(scope, receive, config.max_body_size, runtime.principal_header)
     dispatch = runtime.dispatch.get(route.party)
     if dispatch is None:
         response = not_found(route.party)
     else:
         try:
+            lobby = Lobby(route.room, route.party, runtime.env)
             forwarded = await run_hooks(
-                dispatch.before_request, request, Lobby(route.room, route.party, runtime.env)
+                dispatch.before_request, request, lobby, config.principal_header
             )
             if isinstance(forwarded, Response):
                 response = forwarded

@@ -66,6 +66,10 @@ class Runtime:
         self.static_files: tuple[StaticFiles, ...] = tuple(app.static_files)
         self.env = load_env()
         self.guard = Guard(app.config)
+        header = app.config.principal_header
+        #: the principal header's name as it appears in ASGI scopes, removed from
+        #: requests before the hooks run.
+        self.principal_header = header.lower().encode("latin-1") if header else None
         self.redis_url = app.config.redis_url or os.environ.get(REDIS_ENV_VAR) or None
         self.storage = self._open_storage()
         self.backplane = self._make_backplane()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..closecodes import ABNORMAL, GOING_AWAY, MESSAGE_TOO_BIG, NO_STATUS, POLICY_VIOLATION
 from ..dispatch import run_hooks
-from ..errors import BackplaneUnavailableError
+from ..errors import BackplaneUnavailableError, ConnectionIdConflictError
 from ..outbox import Outbox
 from ..request import Request
 from ..response import Response
@@ -123,7 +123,10 @@ class _Socket:
             await deny(scope, self.send, not_found(route.party))
             return False
         lobby = Lobby(route.room, route.party, runtime.env)
-        forwarded = await run_hooks(dispatch.before_connect, Request.from_scope(scope), lobby)
+        request = Request.from_scope(scope, drop_header=runtime.principal_header)
+        forwarded = await run_hooks(
+            dispatch.before_connect, request, lobby, self.config.principal_header
+        )
         if isinstance(forwarded, Response):
             await deny(scope, self.send, forwarded)
             return False
@@ -131,6 +134,9 @@ class _Socket:
         outbox = self.outbox
         try:
             self.conn = await room.connect(forwarded, outbox)
+        except ConnectionIdConflictError as exc:
+            await deny(scope, self.send, Response(str(exc).capitalize(), 409))
+            return False
         except BackplaneUnavailableError as exc:
             if outbox.accepted:
                 raise

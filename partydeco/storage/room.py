@@ -1,37 +1,20 @@
-"""``room.storage``: the per-room view users call, and its transactions.
-
-Values are encoded with msgspec as msgpack, so anything msgspec can encode can be
-stored (``dict``, ``list``, ``str``, numbers, ``bytes``, ``datetime``, ``Struct`` …);
-reads give back the plain decoded form (a ``Struct`` comes back as a ``dict``).
-"""
+"""``room.storage``: the storage of one room, as its handlers see it, and its transactions."""
 
 from __future__ import annotations
 
 import contextvars
-from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, overload
+from typing import TYPE_CHECKING
 
-from partydeco.storage.base import (
-    KeyRange,
-    RoomKey,
-    StorageBackend,
-    WriteBatch,
-)
-from partydeco.storage.errors import (
-    InvalidKeyError,
-    StorageError,
-)
-from partydeco.storage.values import (
-    alarm_seconds,
-    decode_value,
-    encode_key,
-    encode_value,
-    key_list,
-    key_range,
-)
+from partydeco.storage.base import KeyRange, RoomKey, StorageBackend, WriteBatch
+from partydeco.storage.errors import StorageError
+from partydeco.storage.ops import StorageOps
+from partydeco.storage.values import alarm_seconds
+
+if TYPE_CHECKING:
+    from partydeco.gate import Gate
 
 __all__ = ["RoomStorage", "StorageTransaction"]
 
@@ -43,123 +26,7 @@ _open_transactions: contextvars.ContextVar[dict[tuple[int, RoomKey], StorageTran
 )
 
 
-class _StorageOps(ABC):
-    """The user-facing storage API, written once over three primitives."""
-
-    @abstractmethod
-    async def _read(self, keys: list[bytes]) -> dict[bytes, bytes]: ...
-
-    @abstractmethod
-    async def _scan(self, key_range: KeyRange) -> list[tuple[bytes, bytes]]: ...
-
-    @abstractmethod
-    async def _write(self, batch: WriteBatch) -> int: ...
-
-    @overload
-    async def get(self, key: str) -> Any: ...
-
-    @overload
-    async def get(self, key: Iterable[str]) -> dict[str, Any]: ...
-
-    async def get(self, key: str | Iterable[str]) -> Any:
-        """Read one value, or several.
-
-        ``await storage.get("k")`` returns the value or ``None`` when the key is absent;
-        ``await storage.get(["a", "b"])`` returns a ``dict`` of the keys that exist.
-        """
-        if isinstance(key, str):
-            raw = encode_key(key)
-            found = await self._read([raw])
-            value = found.get(raw)
-            return None if value is None else decode_value(value)
-        names = key_list(key)
-        encoded = {encode_key(name): name for name in names}
-        found = await self._read(list(encoded))
-        return {encoded[k]: decode_value(v) for k, v in found.items()}
-
-    @overload
-    async def put(self, key: str, value: Any) -> None: ...
-
-    @overload
-    async def put(self, key: Mapping[str, Any]) -> None: ...
-
-    async def put(self, key: str | Mapping[str, Any], value: Any = None) -> None:
-        """Store a value under a key, or several entries at once (atomically).
-
-        ``await storage.put("k", {"n": 1})`` or ``await storage.put({"a": 1, "b": 2})``.
-
-        Raises:
-            KeyTooLargeError: a key is over 2 KiB in UTF-8.
-            ValueTooLargeError: a value is over 128 KiB once encoded.
-            UnsupportedValueError: msgspec cannot encode a value.
-        """
-        if isinstance(key, str):
-            entries: Mapping[str, Any] = {key: value}
-        elif isinstance(key, Mapping):
-            entries = key
-        else:
-            raise InvalidKeyError(
-                f"put() takes a str key and a value, or a mapping, not {type(key).__name__}"
-            )
-        batch = WriteBatch()
-        for name, item in entries.items():
-            batch.changes[encode_key(name)] = encode_value(name, item)
-        if batch.changes:
-            await self._write(batch)
-
-    @overload
-    async def delete(self, key: str) -> bool: ...
-
-    @overload
-    async def delete(self, key: Iterable[str]) -> int: ...
-
-    async def delete(self, key: str | Iterable[str]) -> bool | int:
-        """Delete a key (returns whether it existed) or several (returns how many existed)."""
-        if isinstance(key, str):
-            batch = WriteBatch({encode_key(key): None})
-            return await self._write(batch) > 0
-        batch = WriteBatch(dict.fromkeys((encode_key(name) for name in key_list(key)), None))
-        if not batch.changes:
-            return 0
-        return await self._write(batch)
-
-    async def delete_all(self) -> None:
-        """Delete every key of this room (its alarm is kept)."""
-        await self._write(WriteBatch(clear=True))
-
-    async def list(
-        self,
-        *,
-        prefix: str | None = None,
-        start: str | None = None,
-        start_after: str | None = None,
-        end: str | None = None,
-        reverse: bool = False,
-        limit: int | None = None,
-    ) -> dict[str, Any]:
-        """Return entries in key order as a ``dict`` (which keeps that order).
-
-        Args:
-            prefix: only keys starting with this string.
-            start: only keys ``>= start``.
-            start_after: only keys ``> start_after`` (not together with ``start``).
-            end: only keys ``< end``.
-            reverse: descending order; ``limit`` then keeps the last keys.
-            limit: at most this many entries.
-
-        Keys are compared as UTF-8 bytes, which is also Python's ``str`` order.
-        """
-        query = key_range(
-            prefix=prefix, start=start, start_after=start_after, end=end,
-            reverse=reverse, limit=limit,
-        )
-        if query.empty:
-            return {}
-        rows = await self._scan(query)
-        return {k.decode("utf-8"): decode_value(v) for k, v in rows}
-
-
-class RoomStorage(_StorageOps):
+class RoomStorage(StorageOps):
     """The storage of one room: ``room.storage``.
 
     Example::
@@ -173,13 +40,26 @@ class RoomStorage(_StorageOps):
 
     Writes of one room are serialized: a write waits for an open transaction of the
     same room to finish. Reads outside a transaction see committed data.
+
+    A room's storage closes the room's gates (:mod:`partydeco.gate`): while a call is
+    in flight the room delivers no other event, and while a write is in flight the
+    frames it sends wait until the write is durable.
+
+    Args:
+        backend: the backend holding the data.
+        party: the party's name.
+        room: the room id.
+        gate: the gates of the room this storage belongs to, if any.
     """
 
-    __slots__ = ("_backend", "_room")
+    __slots__ = ("_backend", "_gate", "_room")
 
-    def __init__(self, backend: StorageBackend, party: str, room: str) -> None:
+    def __init__(
+        self, backend: StorageBackend, party: str, room: str, gate: Gate | None = None
+    ) -> None:
         self._backend = backend
         self._room = RoomKey(party, room)
+        self._gate = gate
 
     def __repr__(self) -> str:
         return f"RoomStorage(party={self._room.party!r}, room={self._room.room!r})"
@@ -198,24 +78,46 @@ class RoomStorage(_StorageOps):
         tx = _open_transactions.get().get((id(self._backend), self._room))
         return tx if tx is not None and tx.active else None
 
-    async def _read(self, keys: list[bytes]) -> dict[bytes, bytes]:
+    async def _read(self, keys: list[bytes], gated: bool) -> dict[bytes, bytes]:
         tx = self._current()
         if tx is not None:
-            return await tx._read(keys)
-        return await self._backend.get(self._room, keys)
+            return await tx._read(keys, gated)
+        async with self._gates(gated, False):
+            return await self._backend.get(self._room, keys)
 
-    async def _scan(self, key_range: KeyRange) -> list[tuple[bytes, bytes]]:
+    async def _scan(self, key_range: KeyRange, gated: bool) -> list[tuple[bytes, bytes]]:
         tx = self._current()
         if tx is not None:
-            return await tx._scan(key_range)
-        return await self._backend.scan(self._room, key_range)
+            return await tx._scan(key_range, gated)
+        async with self._gates(gated, False):
+            return await self._backend.scan(self._room, key_range)
 
-    async def _write(self, batch: WriteBatch) -> int:
+    async def _write(self, batch: WriteBatch, gated: bool, confirmed: bool) -> int:
         tx = self._current()
         if tx is not None:
-            return await tx._write(batch)
-        async with self._backend.lock(self._room):
+            return await tx._write(batch, gated, confirmed)
+        async with self._gates(gated, confirmed), self._backend.lock(self._room):
             return await self._backend.write(self._room, batch)
+
+    @asynccontextmanager
+    async def _gates(self, gated: bool, confirmed: bool) -> AsyncIterator[None]:
+        """Close the room's input gate (*gated*) and hold its output (*confirmed*)
+        while the block runs."""
+        gate = self._gate
+        if gate is None or not (gated or confirmed):
+            yield
+            return
+        if gated:
+            gate.close()
+        if confirmed:
+            gate.start_write()
+        try:
+            yield
+        finally:
+            if confirmed:
+                gate.end_write()
+            if gated:
+                gate.reopen()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StorageTransaction]:
@@ -232,7 +134,7 @@ class RoomStorage(_StorageOps):
         if existing is not None:
             yield existing
             return
-        async with self._backend.lock(self._room):
+        async with self._gates(True, True), self._backend.lock(self._room):
             tx = StorageTransaction(self._backend, self._room)
             slot = (id(self._backend), self._room)
             token = _open_transactions.set({**_open_transactions.get(), slot: tx})
@@ -255,18 +157,22 @@ class RoomStorage(_StorageOps):
                 ``time.time()`` (PartyKit takes milliseconds; a value that can only be
                 milliseconds is refused with a hint). A time in the past fires at once.
         """
-        await self._backend.set_alarm(self._room, alarm_seconds(when))
+        at = alarm_seconds(when)
+        async with self._gates(True, True):
+            await self._backend.set_alarm(self._room, at)
 
     async def get_alarm(self) -> float | None:
         """Return the pending alarm as epoch seconds, or ``None``."""
-        return await self._backend.get_alarm(self._room)
+        async with self._gates(True, False):
+            return await self._backend.get_alarm(self._room)
 
     async def delete_alarm(self) -> None:
         """Cancel the pending alarm, if any."""
-        await self._backend.set_alarm(self._room, None)
+        async with self._gates(True, True):
+            await self._backend.set_alarm(self._room, None)
 
 
-class StorageTransaction(_StorageOps):
+class StorageTransaction(StorageOps):
     """The writes of one ``transaction()`` block, applied together on exit.
 
     Has the same ``get``/``put``/``delete``/``delete_all``/``list`` methods as
@@ -303,7 +209,7 @@ class StorageTransaction(_StorageOps):
         if not self._active:
             raise StorageError("this storage transaction is finished or rolled back")
 
-    async def _read(self, keys: list[bytes]) -> dict[bytes, bytes]:
+    async def _read(self, keys: list[bytes], gated: bool = True) -> dict[bytes, bytes]:
         self._check()
         result: dict[bytes, bytes] = {}
         missing: list[bytes] = []
@@ -318,7 +224,7 @@ class StorageTransaction(_StorageOps):
             result.update(await self._backend.get(self._room, missing))
         return {key: result[key] for key in keys if key in result}
 
-    async def _scan(self, key_range: KeyRange) -> list[tuple[bytes, bytes]]:
+    async def _scan(self, key_range: KeyRange, gated: bool = True) -> list[tuple[bytes, bytes]]:
         self._check()
         overlay = {k: v for k, v in self._changes.items() if key_range.contains(k)}
         rows: dict[bytes, bytes] = {}
@@ -337,7 +243,8 @@ class StorageTransaction(_StorageOps):
             ordered = ordered[: key_range.limit]
         return ordered
 
-    async def _write(self, batch: WriteBatch) -> int:
+    async def _write(self, batch: WriteBatch, gated: bool = True, confirmed: bool = True) -> int:
+        # The transaction holds the room's gates from its start to its commit.
         self._check()
         deleted = 0
         if batch.clear:
@@ -356,4 +263,3 @@ class StorageTransaction(_StorageOps):
         if self._cleared or self._changes:
             await self._backend.write(self._room, WriteBatch(dict(self._changes), self._cleared))
         self._changes.clear()
-

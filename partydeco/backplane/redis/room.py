@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ...closecodes import ABNORMAL, INTERNAL_ERROR, SERVICE_RESTART
 from ...connection import ConnectContext, Connection
-from ...errors import BackplaneUnavailableError, PartydecoError
+from ...errors import BackplaneUnavailableError, ConnectionIdConflictError, PartydecoError
 from ...response import Response
 from ...storage import RoomKey
 from .relay import RelaySink
@@ -238,6 +238,8 @@ class ClusterRoom:
             return None
         if status == 503:
             raise BackplaneUnavailableError("Service Unavailable: the room's owner lost Redis")
+        if status == 409:
+            raise ConnectionIdConflictError(conn.id)
         raise PartydecoError(f"the room's owner could not take the connection ({status})")
 
     def _unlink(self, conn: Connection, link: Link, *, notify: bool) -> None:
@@ -344,22 +346,20 @@ class ClusterRoom:
             self._drop_remote(remote)
             cluster.deny(event.edge, event.sock, 503 if not owner else 0, owner)
             return
-        request = event.request.build()
+        sink = remote.sink
         try:
-            await self.room.start()
+            conn = await self.room.connect(event.request.build(), sink, event.conn_id)
+        except ConnectionIdConflictError:
+            self._drop_remote(remote)
+            cluster.deny(event.edge, event.sock, 409, "")
+            return
         except Exception:
             logger.exception("could not start %r", self)
             self._drop_remote(remote)
             cluster.deny(event.edge, event.sock, 500, "")
             return
-        sink = remote.sink
-        conn = Connection(
-            event.conn_id, request.url, self.room, sink, state_limit=self.room.config.state_limit
-        )
         code, reason = ABNORMAL, ""
         try:
-            await sink.accept()
-            await self.room.attach(conn, ConnectContext(request))
             while True:
                 item = await remote.next()
                 if isinstance(item, Close):

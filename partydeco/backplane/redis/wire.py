@@ -46,6 +46,7 @@ class WireRequest(msgspec.Struct, array_like=True):
     scheme: str
     remote_addr: str | None
     is_websocket: bool
+    principal: str | None = None
 
     @classmethod
     def of(cls, request: Request) -> WireRequest:
@@ -59,11 +60,12 @@ class WireRequest(msgspec.Struct, array_like=True):
             request.scheme,
             request.remote_addr,
             request.is_websocket,
+            request.principal,
         )
 
     def build(self, body: bytes | None = None, max_body_size: int = 1 << 20) -> Request:
         """The request again, on the receiving side."""
-        return Request(
+        request = Request(
             self.method,
             self.path,
             raw_path=self.raw_path,
@@ -75,6 +77,8 @@ class WireRequest(msgspec.Struct, array_like=True):
             body=b"" if body is None else body,
             max_body_size=max_body_size,
         )
+        request.principal = self.principal
+        return request
 
 
 # -- edge -> owner ------------------------------------------------------------------------
