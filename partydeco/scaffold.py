@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Final
 
-from .errors import PartydecoError
+from .errors import ProjectExistsError, ScaffoldError, UnknownTemplateError
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -62,42 +62,6 @@ _SHARED = "_project"
 _SKIPPED = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 
 
-class ScaffoldError(PartydecoError):
-    """A project could not be created; nothing was written."""
-
-
-class UnknownTemplateError(ScaffoldError, ValueError):
-    """No template has this name.
-
-    Attributes:
-        name: the name asked for.
-        choices: the template names there are.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.choices = tuple(sorted(TEMPLATES))
-        super().__init__(f"unknown template {name!r}; choose one of: {', '.join(self.choices)}")
-
-
-class ProjectExistsError(ScaffoldError, FileExistsError):
-    """Files the project would write are already there; nothing was overwritten.
-
-    Attributes:
-        directory: the project's directory.
-        paths: the existing paths, relative to *directory*.
-    """
-
-    def __init__(self, directory: Path, paths: list[PurePosixPath]) -> None:
-        self.directory = directory
-        self.paths = paths
-        shown = ", ".join(str(p) for p in paths[:8]) + (", ..." if len(paths) > 8 else "")
-        super().__init__(
-            f"{directory} already has {shown}: nothing was written. "
-            "Choose a new directory, or move those files away first."
-        )
-
-
 def project_name(directory: str | os.PathLike[str]) -> str:
     """The distribution name for a project in *directory*: its folder name, normalized
     (lower case, runs of other characters as ``-``), or ``partydeco-app`` if nothing is left."""
@@ -113,7 +77,7 @@ def render(template: str, project: str) -> dict[PurePosixPath, bytes]:
         UnknownTemplateError: *template* is not one of :data:`TEMPLATES`.
     """
     if template not in TEMPLATES:
-        raise UnknownTemplateError(template)
+        raise UnknownTemplateError(template, sorted(TEMPLATES))
     root = resources.files("partydeco").joinpath("templates")
     values = _values(template, project)
     files: dict[PurePosixPath, bytes] = {}
@@ -187,17 +151,26 @@ def next_steps(directory: str | os.PathLike[str], template: str, files: list[Pat
     """What ``partydeco new`` prints after creating a project: the files, then how to
     install, run and test it."""
     root = Path(directory)
+    checkout = _partydeco_checkout()
+    # Not a release from the index: the project installs this partydeco beside it.
+    source = f" -e {shlex.quote(str(checkout))}" if checkout else ""
     listed = "\n".join(f"  {path.relative_to(root).as_posix()}" for path in files)
     return (
         f"Created {root} from the {template!r} template:\n{listed}\n\n"
         "Next:\n"
         f"  cd {shlex.quote(str(root))}\n"
-        "  python3 -m venv .venv && .venv/bin/pip install -e '.[test]'\n"
+        f"  python3 -m venv .venv && .venv/bin/pip install{source} -e '.[test]'\n"
         "  .venv/bin/python -m pytest    # test it\n"
         "  cp .env.example .env          # then set your own values in .env\n"
         "  .venv/bin/python app.py       # run it on http://127.0.0.1:1999\n"
         "README.md says more, deployment included."
     )
+
+
+def _partydeco_checkout() -> Path | None:
+    """The source checkout this partydeco runs from (an editable install), if it does."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
 
 
 def _walk(

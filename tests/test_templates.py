@@ -79,6 +79,8 @@ def test_new_writes_the_default_project(
     assert (project / "app.py").read_bytes() == (TEMPLATE_DIR / "minimal/app.py").read_bytes()
     out = capsys.readouterr().out
     assert "from the 'minimal' template" in out and "cd '" in out  # the path is quoted
+    # From a checkout, the next steps install this partydeco beside the project.
+    assert f"pip install -e {ROOT} -e '.[test]'" in out
 
 
 def test_refuses_to_overwrite_and_writes_nothing(tmp_path: Path) -> None:
