@@ -205,12 +205,13 @@ def _values(template: str, project: str) -> dict[str, str]:
     from .server.run import hypercorn_config
 
     major, minor = (int(part) for part in __version__.split(".")[:2])
+    below = f"{major}.{minor + 1}" if major == 0 else str(major + 1)  # the next breaking release
     config = hypercorn_config(App())
     return {
         "project": project,
         "template": template,
         "description": _toml_string(TEMPLATES[template][:1].upper() + TEMPLATES[template][1:]),
-        "partydeco_requirement": f"partydeco>={__version__},<{major}.{minor + 1}",
+        "partydeco_requirement": f"partydeco>={__version__},<{below}",
         "access_log_format": _toml_string(config.access_log_format),
         "websocket_ping_interval": repr(float(config.websocket_ping_interval or 0)),
         "read_timeout": str(config.read_timeout),
