@@ -28,7 +28,7 @@ from partydeco.scaffold import (
     project_name,
     render,
 )
-from partydeco.server import hypercorn_config
+from partydeco.server.run import hypercorn_config
 
 from .helpers import ROOT
 from .js_driver import JS_DIR, ensure_node_modules
