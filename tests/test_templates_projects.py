@@ -178,13 +178,15 @@ def start_hypercorn(venv: Venv, project: Path, env: dict[str, str]) -> Process:
     deadline = time.monotonic() + 20
     while True:
         if popen.poll() is not None:
-            out = popen.stdout.read().decode() if popen.stdout else ""
-            raise AssertionError(f"hypercorn exited ({popen.returncode}):\n{out}")
+            out, _ = popen.communicate()
+            raise AssertionError(f"hypercorn exited ({popen.returncode}):\n{out.decode()}")
         try:
             httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
             return Process(popen, port)
         except httpx.TransportError:
-            assert time.monotonic() < deadline, "hypercorn did not answer within 20s"
+            if time.monotonic() > deadline:
+                Process(popen, port).stop()
+                raise AssertionError("hypercorn did not answer within 20s") from None
             time.sleep(0.05)
 
 

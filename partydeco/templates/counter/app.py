@@ -20,10 +20,11 @@ import time
 from collections.abc import Mapping
 
 from partydeco import ConnectContext, Connection, Lobby, Request, Response, Room, party
+from partydeco.env import load_env
 
 __all__ = ["party"]  # what `hypercorn app:party` serves
 
-RESET_AFTER = float(party.app.env.get("COUNTER_RESET_AFTER", "3600"))
+RESET_AFTER = float(load_env().get("COUNTER_RESET_AFTER", "3600"))
 
 
 def user_for(token: str, env: Mapping[str, str]) -> str | None:

@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from partydeco import ConnectContext, Connection, Request, Room, auth, party
+from partydeco.env import load_env
 
 __all__ = ["party"]  # what `hypercorn app:party` serves
 
-env = party.app.env
+env = load_env()  # the environment over .env, as rooms see it
 issuer = env.get("AUTH_ISSUER", "")
 if not issuer:
     raise RuntimeError(
