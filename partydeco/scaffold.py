@@ -1,8 +1,9 @@
 """``partydeco new``: write a small, complete project from one of the shipped templates.
 
 Templates are package data under ``partydeco/templates/``: a folder per template, and
-``_project/`` with the files every project shares (``pyproject.toml``, ``hypercorn.toml``,
-``Dockerfile``, ignore files). A file of the template wins over a shared one of the same name.
+``_project/`` with the files every project shares (``pyproject.toml``, ``Dockerfile``, ignore
+files); a file of the template wins over a shared one of the same name. Every project also
+gets ``hypercorn.toml``, a copy of the ``partydeco/hypercorn.toml`` partydeco ships.
 Files ending in ``.tmpl`` are rendered with :class:`string.Template` and lose the suffix; a
 leading ``dot-`` in a name becomes ``.`` (``dot-env.example`` is written as ``.env.example``);
 everything else is copied byte for byte, so the templates' Python files are plain modules
@@ -88,6 +89,9 @@ def render(template: str, project: str) -> dict[PurePosixPath, bytes]:
                 relative = relative.with_suffix("")
                 data = string.Template(data.decode("utf-8")).substitute(values).encode("utf-8")
             files[relative] = data
+    files[PurePosixPath("hypercorn.toml")] = resources.files("partydeco").joinpath(
+        "hypercorn.toml"
+    ).read_bytes()
     return dict(sorted(files.items()))
 
 
@@ -198,29 +202,16 @@ def _occupied(root: Path, relative: PurePosixPath) -> Iterator[PurePosixPath]:
 
 
 def _values(template: str, project: str) -> dict[str, str]:
-    """What ``.tmpl`` files may use: ``$project``, ``$template``, ``$description``
-    (a TOML string), ``$partydeco_requirement`` and partydeco's Hypercorn settings."""
+    """What ``.tmpl`` files may use: ``$project``, ``$template``, ``$description`` (a TOML
+    string) and ``$partydeco_requirement``."""
     from . import __version__
-    from .app import App
-    from .server.run import hypercorn_config
 
     major, minor = (int(part) for part in __version__.split(".")[:2])
     below = f"{major}.{minor + 1}" if major == 0 else str(major + 1)  # the next breaking release
-    config = hypercorn_config(App())
+    description = TEMPLATES[template][:1].upper() + TEMPLATES[template][1:]
     return {
         "project": project,
         "template": template,
-        "description": _toml_string(TEMPLATES[template][:1].upper() + TEMPLATES[template][1:]),
+        "description": json.dumps(description),  # a JSON string is a valid TOML string
         "partydeco_requirement": f"partydeco>={__version__},<{below}",
-        "access_log_format": _toml_string(config.access_log_format),
-        "websocket_ping_interval": repr(float(config.websocket_ping_interval or 0)),
-        "read_timeout": str(config.read_timeout),
-        "websocket_max_message_size": str(config.websocket_max_message_size),
-        "graceful_timeout": repr(float(config.graceful_timeout)),
     }
-
-
-def _toml_string(value: str) -> str:
-    if "'" not in value and value.isprintable():
-        return f"'{value}'"  # a TOML literal string: no escapes to read
-    return json.dumps(value)  # a JSON string is a valid TOML basic string

@@ -48,14 +48,14 @@ from websockets.exceptions import InvalidStatus
 
 import partydeco
 from partydeco.scaffold import TEMPLATES
-
-from .helpers import ROOT, Process, free_port
-from .js_driver import JS_DIR, ensure_node_modules
+from tests.support import ROOT, Process, free_port
+from tests.support.js_driver import JS_DIR, ensure_node_modules
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TOKENS = "alice-token:alice,bob-token:bob"
 #: Settings the tests control: never inherited from the environment running the tests.
-SETTINGS = ("TOKENS", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_AUTHORIZED_PARTIES", "PORT", "HOST")
+SETTINGS = ("TOKENS", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_AUTHORIZED_PARTIES", "PORT", "HOST",
+            "MYPYPATH", "PYTHONPATH")
 
 
 @dataclass
@@ -153,15 +153,9 @@ def test_is_lint_clean_and_typed_with_its_own_settings(
         cwd=project, capture_output=True, text=True,
     )  # fmt: skip
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
-    # mypy cannot follow the editable install's import hook: point it at the sources.
-    shared = tmp_path_factory.getbasetemp() / "mypy"
-    if not (shared / "path" / "partydeco").exists():
-        (shared / "path").mkdir(parents=True, exist_ok=True)
-        (shared / "path" / "partydeco").symlink_to(ROOT / "partydeco")
     mypy = subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(shared / "cache")],
-        cwd=project, capture_output=True, text=True, timeout=110,
-        env=clean_env(MYPYPATH=str(shared / "path")),
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path_factory.getbasetemp() / "mypy")],
+        cwd=project, capture_output=True, text=True, timeout=110, env=clean_env(),
     )  # fmt: skip
     assert mypy.returncode == 0, mypy.stdout + mypy.stderr
     assert "Success: no issues found" in mypy.stdout
