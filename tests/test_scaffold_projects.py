@@ -49,9 +49,8 @@ from websockets.exceptions import InvalidStatus
 import partydeco
 from partydeco.scaffold import TEMPLATES
 from tests.support import ROOT, Process, free_port
-from tests.support.js_driver import JS_DIR, ensure_node_modules
+from tests.support.js_driver import CHROMIUM, JS_DIR, browser_ready
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TOKENS = "alice-token:alice,bob-token:bob"
 #: Settings the tests control: never inherited from the environment running the tests.
 SETTINGS = ("TOKENS", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_AUTHORIZED_PARTIES", "PORT", "HOST",
@@ -247,11 +246,7 @@ async def test_serves_with_its_hypercorn_config(
 async def test_the_chat_page_in_chromium(
     served: tuple[Process, dict[str, str]], tmp_path: Path
 ) -> None:
-    ensure_node_modules()
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-        pytest.skip("chromium is not installed")
+    browser_ready()
     server, _ = served
     config = {
         "base": f"http://{server.base}",
