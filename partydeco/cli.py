@@ -13,7 +13,6 @@ from pathlib import Path
 from . import scaffold
 from .app import App, default_app
 from .party import Party
-from .scaffold import DEFAULT_TEMPLATE
 from .server.run import RELOADER_ENV, supervise
 
 __all__ = ["load_app", "main"]
@@ -80,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     new = commands.add_parser("new", help="create a project from a template")
     new.add_argument("directory", nargs="?", help="the project's folder (no file is overwritten)")
     new.add_argument(
-        "-t", "--template", default=DEFAULT_TEMPLATE, metavar="NAME",
-        help=f"the template ({DEFAULT_TEMPLATE}); --list shows them",
+        "-t", "--template", default=scaffold.DEFAULT_TEMPLATE, metavar="NAME",
+        help=f"the template ({scaffold.DEFAULT_TEMPLATE}); --list shows them",
     )  # fmt: skip
     new.add_argument("--list", action="store_true", help="list the templates and exit")
     args = parser.parse_args(argv)
