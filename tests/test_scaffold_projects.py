@@ -35,8 +35,7 @@ import shutil
 import site
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ from websockets.exceptions import InvalidStatus
 
 import partydeco
 from partydeco.scaffold import TEMPLATES
-from tests.support import ROOT, Process, free_port
+from tests.support import ROOT, Process, eventually, free_port
 from tests.support.js_driver import CHROMIUM, JS_DIR, browser_ready
 
 TOKENS = "alice-token:alice,bob-token:bob"
@@ -160,7 +159,7 @@ def test_is_lint_clean_and_typed_with_its_own_settings(
     assert "Success: no issues found" in mypy.stdout
 
 
-def start_hypercorn(venv: Venv, project: Path, env: dict[str, str]) -> Process:
+def launch_hypercorn(venv: Venv, project: Path, env: dict[str, str]) -> Process:
     """``hypercorn -c hypercorn.toml app:party`` in *project*, bound to a free port."""
     port = free_port()
     popen = subprocess.Popen(
@@ -168,29 +167,40 @@ def start_hypercorn(venv: Venv, project: Path, env: dict[str, str]) -> Process:
          "--bind", f"127.0.0.1:{port}", "app:party"],
         cwd=project, env=clean_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while True:
+    return Process(popen, port)
+
+
+async def start_hypercorn(venv: Venv, project: Path, env: dict[str, str]) -> Process:
+    """:func:`launch_hypercorn`, once the server answers HTTP."""
+    server = launch_hypercorn(venv, project, env)
+    popen = server.popen
+
+    async def answers() -> bool:
         if popen.poll() is not None:
-            out, _ = popen.communicate()
-            raise AssertionError(f"hypercorn exited ({popen.returncode}):\n{out.decode()}")
+            raise AssertionError(f"hypercorn exited ({popen.returncode}):\n{server.output()}")
         try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return Process(popen, port)
+            async with httpx.AsyncClient() as client:
+                await client.get(f"http://{server.base}/", timeout=1)
         except httpx.TransportError:
-            if time.monotonic() > deadline:
-                Process(popen, port).stop()
-                raise AssertionError("hypercorn did not answer within 20s") from None
-            time.sleep(0.05)
+            return False
+        return True
+
+    try:
+        await eventually(answers, timeout=20, interval=0.05, message="hypercorn did not answer")
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 @pytest.fixture
-def served(project: Path, venv: Venv) -> Iterator[tuple[Process, dict[str, str]]]:
+async def served(project: Path, venv: Venv) -> AsyncIterator[tuple[Process, dict[str, str]]]:
     """The project under Hypercorn, and a good and a bad token for it."""
     if project.name == "my-jwks":
         issuer = load_issuer(project)
         issuer.start()
         try:
-            server = start_hypercorn(venv, project, {"AUTH_ISSUER": issuer.url})
+            server = await start_hypercorn(venv, project, {"AUTH_ISSUER": issuer.url})
             try:
                 expired = issuer.token("alice", expires_in=-60)
                 yield server, {"good": issuer.token("alice"), "bad": expired}
@@ -199,7 +209,7 @@ def served(project: Path, venv: Venv) -> Iterator[tuple[Process, dict[str, str]]
         finally:
             issuer.stop()
         return
-    server = start_hypercorn(venv, project, {"TOKENS": TOKENS})
+    server = await start_hypercorn(venv, project, {"TOKENS": TOKENS})
     try:
         yield server, {"good": "alice-token", "bad": "mallory-token"}
     finally:
