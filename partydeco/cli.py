@@ -1,4 +1,5 @@
-"""The ``partydeco`` command: ``serve`` an app, or run it in ``dev`` mode with reload."""
+"""The ``partydeco`` command: ``serve`` an app, run it in ``dev`` mode with reload, or
+start a ``new`` project from a template."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import scaffold
 from .app import App, default_app
 from .party import Party
 from .server.run import RELOADER_ENV, supervise
@@ -74,7 +76,19 @@ def main(argv: list[str] | None = None) -> None:
         if name == "serve":
             cmd.add_argument("--workers", type=int, default=1, help="worker processes (1)")
             cmd.add_argument("--reload", action="store_true", help="restart on code changes")
+    new = commands.add_parser("new", help="create a project from a template")
+    new.add_argument("directory", nargs="?", help="the project's folder (no file is overwritten)")
+    new.add_argument(
+        "-t", "--template", default=scaffold.DEFAULT_TEMPLATE, metavar="NAME",
+        help=f"the template ({scaffold.DEFAULT_TEMPLATE}); --list shows them",
+    )  # fmt: skip
+    new.add_argument("--list", action="store_true", help="list the templates and exit")
     args = parser.parse_args(argv)
+    if args.command == "new":
+        if not args.list and args.directory is None:
+            new.error("give the project's directory, or --list")
+        _new(args.directory, args.template, args.list)
+        return
     if args.redis:
         # Through the environment, so reloaded children and forked workers see it too.
         os.environ["PARTYDECO_REDIS_URL"] = args.redis
@@ -89,6 +103,18 @@ def main(argv: list[str] | None = None) -> None:
         return
     app = load_app(args.target)
     app.run(host=args.host, port=args.port, workers=getattr(args, "workers", 1))
+
+
+def _new(directory: str | None, template: str, list_only: bool) -> None:
+    if list_only:
+        print(scaffold.template_list())
+        return
+    assert directory is not None
+    try:
+        files = scaffold.create_project(directory, template)
+    except (scaffold.ScaffoldError, OSError) as error:
+        raise SystemExit(f"partydeco new: {error}") from None
+    print(scaffold.next_steps(directory, template, files))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,7 @@ The names used before 0.2 (``StateTooLarge``, ``BodyTooLarge``,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
 __all__ = [
     "BackplaneUnavailableError",
@@ -22,8 +23,11 @@ __all__ = [
     "HandshakeRefusedError",
     "InvalidMessageError",
     "PartydecoError",
+    "ProjectExistsError",
+    "ScaffoldError",
     "SetupError",
     "StateTooLargeError",
+    "UnknownTemplateError",
 ]
 
 
@@ -142,6 +146,48 @@ class HandshakeRefusedError(PartydecoError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, body={self.body[:200]!r})"
+
+
+class ScaffoldError(PartydecoError):
+    """``partydeco new`` could not create a project; nothing was written."""
+
+
+class UnknownTemplateError(ScaffoldError, ValueError):
+    """No project template has this name.
+
+    Attributes:
+        name: the name asked for.
+        choices: the template names there are.
+    """
+
+    def __init__(self, name: str, choices: Sequence[str]) -> None:
+        self.name = name
+        self.choices = tuple(choices)
+        super().__init__(f"unknown template {name!r}; choose one of: {', '.join(self.choices)}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, choices={self.choices!r})"
+
+
+class ProjectExistsError(ScaffoldError, FileExistsError):
+    """Files a new project would write are already there; nothing was overwritten.
+
+    Attributes:
+        directory: the project's directory.
+        paths: the paths in the way, relative to *directory*.
+    """
+
+    def __init__(self, directory: Path, paths: Sequence[PurePosixPath]) -> None:
+        self.directory = directory
+        self.paths = list(paths)
+        shown = ", ".join(map(str, self.paths[:8])) + (", ..." if len(self.paths) > 8 else "")
+        super().__init__(
+            f"{directory} already has {shown}: nothing was written. "
+            "Choose a new directory, or move those files away first."
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(directory={self.directory!r}, paths={self.paths!r})"
 
 
 # The names before 0.2.

@@ -1,0 +1,6 @@
+"""The tests' settings, whatever the environment or a ``.env`` file says."""
+
+import os
+
+os.environ["TOKENS"] = "alice-token:alice,bob-token:bob"
+os.environ["PARTYDECO_STORAGE"] = "memory://"  # a fresh, empty store for each test
