@@ -1,8 +1,10 @@
 """partydeco's benchmark app: the protocol of the shared bench harness, with real auth.
 
 Protocol: a WebSocket to ``/parties/<party>/<room>?_pk=<id>&token=<t>`` gets
-``hello``; a text starting with ``echo:`` goes back to its sender, anything else
-to every other connection of the room. No ``token``: the upgrade is refused with
+``hello``; a text starting with ``echo:`` goes back to its sender; ``count:``
+increments the room's counter in storage (a get, then a put) and answers
+``count:<n>`` to the sender; anything else goes to every other connection of the
+room. No ``token``: the upgrade is refused with
 403 before it is accepted. ``GET /parties/<party>/<room>`` with
 ``Authorization: Bearer <t>`` answers ``{"room": ..., "connections": n}``,
 without it (or with a bad token) 401.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -41,7 +44,11 @@ AUDIENCE = "partydeco-bench"
 
 # Benchmark clients send thousands of messages a second on one socket: the default
 # per-connection rate limit (200/s, then close with 1008) would end every workload.
-app = App(max_messages_per_second=None)
+# Storage (the counter workload) in a SQLite file of its own, as a deployment has.
+app = App(
+    max_messages_per_second=None,
+    storage=os.path.join(tempfile.mkdtemp(prefix="partydeco-bench-"), "rooms.db"),
+)
 party = app.party("main")
 
 _key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
@@ -116,6 +123,11 @@ async def relay(message: str | bytes, sender: Connection) -> None:
     """``echo:`` back to the sender; anything else to everyone else in the room."""
     if type(message) is str and message.startswith("echo:"):
         sender.send(message)
+    elif message == "count:":
+        storage = sender.room.storage
+        n = (await storage.get("n") or 0) + 1
+        await storage.put("n", n)
+        sender.send(f"count:{n}")
     else:
         sender.room.broadcast(message, without=(sender.id,))
 

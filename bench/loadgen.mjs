@@ -287,6 +287,43 @@ async function echo(opts, errors) {
   return { count: lat.length, seconds, lat, cpu };
 }
 
+// Storage-heavy: CLIENTS sockets in ONE room each send ROUNDTRIPS "count:" messages, one
+// at a time; the server reads the room's counter from storage, writes it back plus one
+// and answers "count:N". Every N from 1 to CLIENTS*ROUNDTRIPS must come back exactly once
+// (a lost update repeats a number), so the run also checks the room's input gate.
+async function counter(opts, errors) {
+  const room = `counter-${tag}`;
+  const rooms = Array.from({ length: opts.clients }, () => room);
+  const clients = (await connectMany(opts, rooms, errors, (text, c) => c.reply(text))).filter(Boolean);
+  if (clients.length < opts.clients) errors.add(`${opts.clients - clients.length} clients did not connect`);
+  const seen = new Set();
+  const lat = [];
+  const deadline = clock() + opts.timeout * 1000;
+  const once = (c) => new Promise((resolve) => {
+    const t0 = clock();
+    c.reply = (back) => {
+      c.reply = (extra) => errors.add(`unexpected message: ${String(extra).slice(0, 30)}`);
+      const n = Number(String(back).slice(6));
+      if (!String(back).startsWith('count:') || !Number.isInteger(n)) errors.add(`bad count: ${String(back).slice(0, 30)}`);
+      else if (seen.has(n)) errors.add('a count came back twice (lost update)');
+      else { seen.add(n); lat.push(clock() - t0); }
+      resolve(true);
+    };
+    c.onClose = () => { errors.add('closed during a count'); resolve(false); };
+    c.send('count:');
+  });
+  const run = async (c) => {
+    for (let i = 0; i < opts.roundtrips && clock() < deadline; i++) if (!(await once(c))) return;
+  };
+  const cpu0 = process.cpuUsage(); const t0 = clock();
+  await Promise.all(clients.map(run));
+  const seconds = (clock() - t0) / 1000; const cpu = process.cpuUsage(cpu0);
+  const total = opts.roundtrips * clients.length;
+  for (let n = 1; n <= total; n++) if (!seen.has(n)) { errors.add(`count ${n} never came back`); break; }
+  await closeAll(clients);
+  return { count: seen.size, seconds, lat, cpu };
+}
+
 // Open, wait for hello, close cleanly (the server's close frame must come back).
 function connectOnce(opts, room) {
   return new Promise((resolve) => {
@@ -480,7 +517,7 @@ function percentile(sorted, p) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const run = { check, fanout, echo, connect: connections, http, rooms: manyRooms }[opts.scenario];
+  const run = { check, fanout, echo, connect: connections, http, rooms: manyRooms, counter }[opts.scenario];
   if (!run) throw new Error(`unknown scenario ${opts.scenario}`);
   const errors = new Errors();
   const watchdog = setTimeout(() => { errors.add('scenario timed out'); finish({}); }, (opts.timeout + 30) * 1000);

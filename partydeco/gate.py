@@ -129,6 +129,11 @@ class Gate:
             while held and self.writes == 0:
                 held.popleft()()
 
+    @property
+    def held(self) -> int:
+        """How many sends wait for the writes in flight."""
+        return len(self._held)
+
     def hold(self, send: Callable[[], None]) -> None:
         """Run *send* once every write in flight is durable (call only when :attr:`writes`)."""
         self._held.append(send)

@@ -58,6 +58,8 @@ class RoomLifecycle:
         self.backplane = backplane
         self.config = config
         self.scheduler: AlarmScheduler | None = None
+        #: how many times :meth:`reap` looked at the rooms.
+        self.sweeps = 0
         self._reaper: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -112,6 +114,7 @@ class RoomLifecycle:
         """Unload every room idle for longer than ``idle_timeout``; return how many."""
         timeout = self.config.idle_timeout
         released = 0
+        self.sweeps += 1
         for room in self.backplane.rooms():
             if not self._expired(room, timeout):
                 continue
