@@ -41,6 +41,7 @@ class AlarmScheduler:
             changed in this process (alarms set by another process sharing the
             backend); alarm changes in this process wake the scheduler at once.
         batch: how many due alarms are read at a time.
+        on_retry: called with the party's name each time an alarm is retried.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class AlarmScheduler:
         max_retry_delay: float = 300.0,
         poll_interval: float = 60.0,
         batch: int = 100,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.backend = backend
         self._fire = fire
@@ -61,6 +63,7 @@ class AlarmScheduler:
         self.max_retry_delay = max_retry_delay
         self.poll_interval = poll_interval
         self.batch = batch
+        self.on_retry = on_retry
         # room -> the task delivering its alarm (with retries); one at a time per room.
         self._firing: dict[RoomKey, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -159,6 +162,8 @@ class AlarmScheduler:
                         room.party, room.room, attempt, delay, exc_info=True,
                     )
                     await asyncio.sleep(delay)
+                    if self.on_retry is not None:
+                        self.on_retry(room.party)
             # Done (or given up): drop the alarm unless the handler set a new one.
             try:
                 await self.backend.delete_alarm_if(room, at)

@@ -1,5 +1,5 @@
-"""The ``partydeco`` command: ``serve`` an app, run it in ``dev`` mode with reload, or
-start a ``new`` project from a template."""
+"""The ``partydeco`` command: ``serve`` an app, run it in ``dev`` mode with reload,
+start a ``new`` project from a template, or list a running server's ``rooms``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import scaffold
 from .app import App, default_app
+from .observability import admin_cli
 from .party import Party
 from .server.run import RELOADER_ENV, supervise
 
@@ -83,7 +84,11 @@ def main(argv: list[str] | None = None) -> None:
         help=f"the template ({scaffold.DEFAULT_TEMPLATE}); --list shows them",
     )  # fmt: skip
     new.add_argument("--list", action="store_true", help="list the templates and exit")
+    admin_cli.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "rooms":
+        admin_cli.run(args)
+        return
     if args.command == "new":
         if not args.list and args.directory is None:
             new.error("give the project's directory, or --list")

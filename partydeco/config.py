@@ -6,8 +6,10 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from typing import Literal
 
+from .observability.settings import check_options as check_operations
 from .security.origins import OriginPolicy
 
 __all__ = ["PARTY_OPTIONS", "Config"]
@@ -49,6 +51,14 @@ _SPECIAL = frozenset(
         "message_rate_action",
         "trusted_proxies",
         "principal_header",
+        # operations: checked by partydeco.observability.settings
+        "metrics",
+        "metrics_path",
+        "metrics_token",
+        "health",
+        "admin_token",
+        "json_logs",
+        "tracing",
     }
 )
 
@@ -135,6 +145,22 @@ class Config:
             removed before the hooks run; when a hook sets it, it is the request's
             ``principal`` (unless the hook set ``request.principal`` itself).
             ``None`` turns this off: only ``request.principal`` counts.
+        metrics: serve Prometheus metrics (the ``metrics`` extra) at ``metrics_path``.
+            ``None`` means the ``PARTYDECO_METRICS`` environment variable, else off.
+        metrics_path: the metrics URL; ``None`` means ``PARTYDECO_METRICS_PATH``, else
+            ``/metrics``.
+        metrics_token: a bearer token the metrics URL asks for; ``None`` means
+            ``PARTYDECO_METRICS_TOKEN``, else none (the URL is open).
+        health: serve ``/healthz`` and ``/readyz``. ``None`` means ``PARTYDECO_HEALTH``,
+            else on whenever metrics or the admin API are.
+        admin_token: the admin API's secret (at least 16 characters): with it,
+            ``/_partydeco/rooms`` lists rooms and connections. ``None`` means
+            ``PARTYDECO_ADMIN_TOKEN``, else the API is off.
+        json_logs: ``partydeco serve`` logs one JSON object per line. ``None`` means
+            ``PARTYDECO_LOG_FORMAT=json``, else plain text.
+        tracing: OpenTelemetry spans for handshakes, requests and handler runs, in
+            the trace of the client's request (the ``otel`` extra). ``None`` means
+            ``PARTYDECO_TRACING``, else off.
     """
 
     max_message_size: int = 1 << 20
@@ -168,8 +194,17 @@ class Config:
     redis_lease: float = 5.0
     redis_prefix: str = "partydeco"
     principal_header: str | None = "X-User-ID"
+    metrics: bool | None = None
+    metrics_path: str | None = None
+    # secrets stay out of reprs and logs
+    metrics_token: str | None = dataclass_field(default=None, repr=False)
+    health: bool | None = None
+    admin_token: str | None = dataclass_field(default=None, repr=False)
+    json_logs: bool | None = None
+    tracing: bool | None = None
 
     def __post_init__(self) -> None:
+        check_operations(self)
         if self.storage is not None and not isinstance(self.storage, (str, os.PathLike)):
             raise ValueError(f"storage must be a URL or path string, not {self.storage!r}")
         retries = self.alarm_max_retries

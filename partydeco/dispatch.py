@@ -24,6 +24,7 @@ from .request import Request
 from .response import Response
 
 if TYPE_CHECKING:
+    from .observability.metrics import PartyMeter
     from .room import Lobby
     from .types import (
         AlarmHandler,
@@ -135,6 +136,8 @@ class Dispatch:
     on_request: tuple[Call, ...]
     connection_tags: tuple[Call, ...]
     on_alarm: tuple[Call, ...]
+    #: the party's metrics while the server serves them, else ``None``.
+    meter: PartyMeter | None = None
 
     @classmethod
     def freeze(cls, name: str, handlers: PartyHandlers) -> Dispatch:
@@ -143,7 +146,7 @@ class Dispatch:
         Raises:
             TypeError: a typed ``on_message`` handler's message type cannot be decoded.
         """
-        tables = {
+        tables: dict[str, Any] = {
             kind: tuple(Call.of(fn, typed=kind == "on_message") for fn in getattr(handlers, kind))
             for kind in KINDS
         }

@@ -19,7 +19,7 @@ from .alarms import AlarmScheduler
 from .storage import RoomKey
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from .backplane.base import Backplane, RoomHandle
     from .config import Config
@@ -58,6 +58,8 @@ class RoomLifecycle:
         self.backplane = backplane
         self.config = config
         self.scheduler: AlarmScheduler | None = None
+        #: called with a party's name when one of its alarms is retried (metrics).
+        self.on_alarm_retry: Callable[[str], None] | None = None
         #: how many times :meth:`reap` looked at the rooms.
         self.sweeps = 0
         self._reaper: asyncio.Task[None] | None = None
@@ -76,6 +78,7 @@ class RoomLifecycle:
                 self.fire,
                 retry_delay=config.alarm_retry_delay,
                 max_retries=config.alarm_max_retries,
+                on_retry=self.on_alarm_retry,
             )
             await self.scheduler.start()
         self._reaper = asyncio.create_task(self._reap_forever(), name="partydeco-idle-rooms")

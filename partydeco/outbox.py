@@ -16,10 +16,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .closecodes import TRY_AGAIN_LATER
 from .types import Send
+
+if TYPE_CHECKING:
+    from .observability.metrics import PartyMeter
 
 __all__ = ["Outbox", "send_event"]
 
@@ -73,6 +76,7 @@ class Outbox:
         close_timeout: seconds to wait for the peer after our close frame before
             ``on_timeout`` is called.
         on_timeout: called when the peer did not finish closing in time.
+        meter: the party's metrics, which count the frames sent, if any.
     """
 
     __slots__ = (
@@ -87,6 +91,7 @@ class Outbox:
         "closing",
         "max_bytes",
         "max_messages",
+        "meter",
         "on_timeout",
     )
 
@@ -98,6 +103,7 @@ class Outbox:
         max_bytes: int,
         close_timeout: float,
         on_timeout: Callable[[], None] | None = None,
+        meter: PartyMeter | None = None,
     ) -> None:
         self._send = send
         self._queue: deque[str | bytes] = deque()
@@ -111,6 +117,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.close_timeout = close_timeout
         self.on_timeout = on_timeout
+        self.meter = meter
         self.accepted = False
         #: True once a close was requested: nothing more is queued.
         self.closing = False
@@ -134,6 +141,10 @@ class Outbox:
         """
         if self.closing:
             return
+        meter = self.meter
+        if meter is not None:
+            meter.sent += 1
+            meter.sent_bytes += len(frame)
         if self._writer is None and self.accepted:
             self._write_now(event or send_event(frame))
             return

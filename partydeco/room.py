@@ -150,6 +150,10 @@ class Room:
         frame = encode_frame(message)
         event = send_event(frame)
         skip = without if isinstance(without, (set, frozenset)) else set(without)
+        meter = self._dispatch.meter
+        if meter is not None:
+            conns = self._connections
+            meter.broadcast(len(conns) - sum(1 for id in skip if id in conns))
         if self.gate.writes:  # hold it until the writes in flight are durable
             sinks = [c.sink for c in self._connections.values() if c.id not in skip]
             self.gate.hold(partial(_put_all, sinks, frame, event))
@@ -172,7 +176,9 @@ class Room:
                 raise SetupError(f"{self!r} has no storage backend (it was not made by an App)")
             from .storage import RoomStorage
 
-            self._storage = RoomStorage(self._backend, self.party, self.id, self.gate)
+            self._storage = RoomStorage(
+                self._backend, self.party, self.id, self.gate, self._dispatch.meter
+            )
         return self._storage
 
     @property

@@ -19,6 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from partydeco.observability.verification import verify as observed
 from partydeco.request import Request
 from partydeco.response import Response
 from partydeco.room import Lobby
@@ -107,7 +108,7 @@ def _make_hook(
         if token is None:
             return challenge(realm=realm)
         try:
-            claims = await verifier.verify(token)
+            claims = await observed(verifier, token)
             values = {
                 name: _header_value(claims[claim])
                 for name, claim in forward.items()

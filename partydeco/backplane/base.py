@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..connection import Connection
     from ..request import Request
     from ..response import Response
+    from ..room import Room
 
 __all__ = ["Backplane", "RoomHandle", "Sink"]
 
@@ -126,6 +127,15 @@ class Backplane(Protocol):
 
     def release(self, room: RoomHandle) -> None:
         """Let go of a room that has become idle."""
+        ...
+
+    def local_rooms(self) -> Iterator[Room]:
+        """The rooms whose handlers run in this process (each room runs in one)."""
+        ...
+
+    @property
+    def available(self) -> bool:
+        """Whether rooms can be served now (``False`` while Redis is unreachable)."""
         ...
 
     async def start(self) -> None:

@@ -65,6 +65,15 @@ class LocalBackplane:
         """The rooms this process holds."""
         return iter(list(self._rooms.values()))
 
+    def local_rooms(self) -> Iterator[Room]:
+        """Every room: they all run in this process."""
+        return self.rooms()
+
+    @property
+    def available(self) -> bool:
+        """Always: nothing outside this process is needed."""
+        return True
+
     def release(self, room: RoomHandle) -> None:
         """Forget *room* if it is idle (no connection, nothing in progress); the next
         arrival creates it afresh."""

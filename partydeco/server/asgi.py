@@ -2,7 +2,9 @@
 
 A party URL (``/parties/<party>/<room>``, ``/party/<room>``) goes straight to
 :mod:`~partydeco.server.http` or :mod:`~partydeco.server.websocket`, skipping
-Quart's per-request machinery; then static assets; every other request is
+Quart's per-request machinery; then partydeco's own URLs when they are on
+(metrics, probes, the admin API: :mod:`partydeco.observability`); then static
+assets; every other request is
 Quart's, so the app's Quart routes, blueprints and extensions work as usual. The
 entry is installed as the Quart app's ``asgi_app`` (the hook Quart documents for
 ASGI middleware), so Quart's test client reaches party URLs too.
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ..errors import SetupError
+from ..observability.settings import Settings
 from ..routing import match
 from .http import serve_http
 from .hypercorn import apply as apply_hypercorn_fixes
@@ -61,6 +64,12 @@ class ASGIEntry:
                 else:
                     await serve_websocket(runtime, route, scope, receive, send)
                 return
+            if kind == "http":  # partydeco's own URLs: metrics, probes, the admin API
+                own = self.runtime
+                if own is None and Settings.resolve(self.app.config).serves_urls:
+                    own = self._build()
+                if own is not None and await own.ops.serve(own, scope, receive, send):
+                    return
             if kind == "http" and self.app.static_files:
                 # PartyKit's order: party URLs, then static assets, then the rest.
                 runtime = self.runtime or self._build()

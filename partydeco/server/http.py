@@ -18,6 +18,8 @@ from ..security.limits import header
 from ..security.origins import cors_preflight_headers
 
 if TYPE_CHECKING:
+    from ..config import Config
+    from ..observability.watch import RequestWatch
     from ..routing import Route
     from ..types import Receive, Scope, Send
     from .runtime import Runtime
@@ -54,24 +56,45 @@ async def serve_http(
                 return
             extra = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
     guard.client(scope)  # behind a trusted proxy, remote_addr is the client's
+    watch = runtime.ops.watch_request(route, scope)  # None unless metrics, traces or JSON logs
+    try:
+        response = await _answer(runtime, route, scope, receive, config, watch)
+        if watch is not None:
+            watch.answered(response.status)
+        await send_response(send, response, head=scope.get("method") == "HEAD", extra=extra)
+    finally:
+        if watch is not None:
+            watch.end()
+
+
+async def _answer(
+    runtime: Runtime,
+    route: Route,
+    scope: Scope,
+    receive: Receive,
+    config: Config,
+    watch: RequestWatch | None,
+) -> Response:
+    """The hooks' answer, else the room's."""
     request = Request.from_scope(scope, receive, config.max_body_size, runtime.principal_header)
     dispatch = runtime.dispatch.get(route.party)
     if dispatch is None:
-        response = not_found(route.party)
-    else:
-        try:
-            lobby = Lobby(route.room, route.party, runtime.env)
-            forwarded = await run_hooks(
-                dispatch.before_request, request, lobby, config.principal_header
-            )
-            if isinstance(forwarded, Response):
-                response = forwarded
-            else:
-                room = runtime.backplane.room(route.party, route.room)
-                response = await room.request(forwarded)
-        except BodyTooLargeError as exc:
-            response = Response(str(exc), 413)
-    await send_response(send, response, head=scope.get("method") == "HEAD", extra=extra)
+        return not_found(route.party)
+    if watch is not None:
+        watch.begin()
+    try:
+        lobby = Lobby(route.room, route.party, runtime.env)
+        forwarded = await run_hooks(
+            dispatch.before_request, request, lobby, config.principal_header
+        )
+        if isinstance(forwarded, Response):
+            return forwarded
+        if watch is not None:
+            watch.identified(forwarded.principal)
+        room = runtime.backplane.room(route.party, route.room)
+        return await room.request(forwarded)
+    except BodyTooLargeError as exc:
+        return Response(str(exc), 413)
 
 
 async def send_response(

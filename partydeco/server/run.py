@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 
+from ..observability import logs
+from ..observability.multiprocess import shared_directory, worker_exited
+from ..observability.settings import Settings
 from .hypercorn import apply as apply_hypercorn_fixes
 from .runtime import REDIS_ENV_VAR
 
@@ -119,11 +122,18 @@ def run(
     if reload and os.environ.get(RELOADER_ENV) != "1":
         supervise(argv or [sys.executable, *sys.argv])
         return
-    _configure_logging()
+    settings = Settings.resolve(app.config)
+    logs.configure(settings.json_logs)
     config = hypercorn_config(app, host, port, **options)
     if workers <= 1:
         _run_loop(serve(app, config))
         return
+    # With metrics, the workers share prometheus-client's multiprocess directory.
+    with shared_directory() if settings.metrics else contextlib.nullcontext():
+        _serve_workers(app, config, workers)
+
+
+def _serve_workers(app: App, config: HypercornConfig, workers: int) -> None:
     if not hasattr(os, "fork"):
         raise RuntimeError("workers > 1 needs os.fork (Linux or macOS)")
     if not (app.config.redis_url or os.environ.get(REDIS_ENV_VAR)):
@@ -152,6 +162,7 @@ def run(
     signal.signal(signal.SIGTERM, forward)
     for child in children:
         os.waitpid(child, 0)
+        worker_exited(child)
 
 
 def _run_loop(main: Awaitable[None]) -> None:
@@ -161,12 +172,6 @@ def _run_loop(main: Awaitable[None]) -> None:
         asyncio.run(main)  # type: ignore[arg-type]
     else:
         uvloop.run(main)  # type: ignore[arg-type]
-
-
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
 
 def _snapshot(root: Path) -> dict[Path, float]:

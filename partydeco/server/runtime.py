@@ -21,6 +21,7 @@ from ..closecodes import GOING_AWAY
 from ..env import load_env
 from ..errors import SetupError
 from ..lifecycle import RoomLifecycle
+from ..observability.operations import Operations
 from ..security.limits import Guard
 from ..storage import StorageBackend, open_storage
 from ..storage.config import STORAGE_ENV_VAR
@@ -61,7 +62,10 @@ class Runtime:
     def __init__(self, app: App) -> None:
         self.app = app
         self.config = app.config
-        self.dispatch: Mapping[str, Dispatch] = app.freeze()
+        tables = app.freeze()
+        #: metrics, probes, the admin API, logs and traces (see partydeco.observability).
+        self.ops = Operations(app.config, tables)
+        self.dispatch: Mapping[str, Dispatch] = self.ops.instrument(tables)
         self._party_configs = dict(app.party_configs)
         self.static_files: tuple[StaticFiles, ...] = tuple(app.static_files)
         self.env = load_env()
@@ -106,12 +110,14 @@ class Runtime:
     async def start(self) -> None:
         """Start the backplane, the alarm scheduler and idle-room unloading."""
         await self.backplane.start()
+        self.ops.start(self)
         await self.lifecycle.start()
         self.state = "running"
 
     async def stop(self) -> None:
         """Stop what :meth:`start` started and close the storage backend."""
         self.state = "stopped"
+        await self.ops.stop()
         await self.lifecycle.stop()
         await self.backplane.stop()
         await self.storage.close()
@@ -121,6 +127,7 @@ class Runtime:
 
         Sockets that do not finish within ``shutdown_timeout`` are closed at once.
         """
+        self.ops.draining = True
         if not self.sockets:
             return
         for outbox in list(self.sockets):

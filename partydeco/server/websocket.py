@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..closecodes import ABNORMAL, GOING_AWAY, MESSAGE_TOO_BIG, NO_STATUS, POLICY_VIOLATION
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from ..backplane.base import RoomHandle
     from ..config import Config
     from ..connection import Connection
+    from ..observability.watch import Refusal, SocketWatch
     from ..routing import Route
     from ..security.limits import Admission
     from ..types import Receive, Refresher, Scope, Send
@@ -47,16 +49,28 @@ async def serve_websocket(
 ) -> None:
     """Serve one WebSocket (see the module)."""
     config = runtime.config_for(route.party)
+    watch = runtime.ops.watch_socket(route, scope)  # None unless metrics, traces or JSON logs
     admission = runtime.guard.admit(scope, route.party, route.room, config)
     if isinstance(admission, Response):
+        if watch is not None:
+            watch.refused("limit", admission.status)
+            watch.end()
         await deny(scope, send, admission)
         return
     try:
-        socket = _Socket(runtime, config, admission, send)
-        if await socket.open(route, scope):
+        socket = _Socket(runtime, config, admission, send, watch)
+        if watch is None:
+            refusal = await socket.open(route, scope)
+        else:
+            refusal = await watch.handshake(partial(socket.open, route, scope), socket.connection)
+        if refusal is None:
             await socket.serve(receive)
+        else:
+            await deny(scope, send, refusal[1])
     finally:
         admission.release()
+        if watch is not None:
+            watch.end()
 
 
 async def deny(scope: Scope, send: Send, response: Response) -> None:
@@ -82,12 +96,19 @@ class _Socket:
         "runtime",
         "send",
         "timed_out",
+        "watch",
     )
 
     def __init__(
-        self, runtime: Runtime, config: Config, admission: Admission, send: Send
+        self,
+        runtime: Runtime,
+        config: Config,
+        admission: Admission,
+        send: Send,
+        watch: SocketWatch | None,
     ) -> None:
         self.runtime = runtime
+        self.watch = watch
         self.config = config
         self.admission = admission
         self.send = send
@@ -100,6 +121,7 @@ class _Socket:
             max_bytes=config.max_pending_bytes,
             close_timeout=config.close_timeout,
             on_timeout=self._close_timed_out,
+            meter=watch.meter if watch is not None else None,
         )
         self.room: RoomHandle | None = None
         self.conn: Connection | None = None
@@ -111,8 +133,12 @@ class _Socket:
         if self.reader is not None:
             self.reader.cancel()
 
-    async def open(self, route: Route, scope: Scope) -> bool:
-        """Run the hooks, then join the room; ``False`` if the handshake was refused.
+    def connection(self) -> Connection | None:
+        """The socket's connection, once it joined the room."""
+        return self.conn
+
+    async def open(self, route: Route, scope: Scope) -> Refusal | None:
+        """Run the hooks, then join the room; the refusal to answer, if any.
 
         The ``websocket.connect`` message is not awaited first: Quart's test client
         never sends one. :meth:`serve` skips it.
@@ -120,40 +146,35 @@ class _Socket:
         runtime = self.runtime
         dispatch = runtime.dispatch.get(route.party)
         if dispatch is None:
-            await deny(scope, self.send, not_found(route.party))
-            return False
+            return "not_found", not_found(route.party)
         lobby = Lobby(route.room, route.party, runtime.env)
         request = Request.from_scope(scope, drop_header=runtime.principal_header)
         forwarded = await run_hooks(
             dispatch.before_connect, request, lobby, self.config.principal_header
         )
         if isinstance(forwarded, Response):
-            await deny(scope, self.send, forwarded)
-            return False
+            return "hook", forwarded
         room = self.room = runtime.backplane.room(route.party, route.room)
         outbox = self.outbox
         try:
             self.conn = await room.connect(forwarded, outbox)
         except ConnectionIdConflictError as exc:
-            await deny(scope, self.send, Response(str(exc).capitalize(), 409))
-            return False
+            return "conflict", Response(str(exc).capitalize(), 409)
         except BackplaneUnavailableError as exc:
             if outbox.accepted:
                 raise
-            await deny(scope, self.send, Response(str(exc), 503))
-            return False
+            return "unavailable", Response(str(exc), 503)
         except Exception:
             logger.exception("could not start %r", room)
             if outbox.accepted:
                 raise
-            await deny(scope, self.send, Response("Internal Server Error", 500))
-            return False
+            return "error", Response("Internal Server Error", 500)
         runtime.sockets[outbox] = self.finished
         if forwarded.expires_at is not None:
             expiry.arm(outbox, self.admission, forwarded.expires_at, self.config.token_leeway)
         if self.config.token_refresh:
             self.refresher = forwarded.token_refresher
-        return True
+        return None
 
     async def serve(self, receive: Receive) -> None:
         """Hand the client's frames to the room until the socket closes; then ``on_close``.
@@ -167,6 +188,7 @@ class _Socket:
         rate = MessageRate(per_second, config.message_burst) if per_second is not None else None
         drop = config.message_rate_action == "drop"
         refresher = self.refresher
+        meter = self.watch.meter if self.watch is not None else None
         code, reason = ABNORMAL, ""
         try:
             while True:
@@ -176,6 +198,9 @@ class _Socket:
                     data = message.get("text")
                     if data is None:
                         data = message.get("bytes") or b""
+                    if meter is not None:
+                        meter.received += 1
+                        meter.received_bytes += len(data)
                     if len(data) > limit:
                         outbox.close(MESSAGE_TOO_BIG, "message too big", discard=True)
                         continue
@@ -214,6 +239,8 @@ class _Socket:
         outbox.finish()
         if outbox.close_frame is not None:  # we closed first: report our code, not the echo
             code, reason = outbox.close_frame
+        if self.watch is not None:
+            self.watch.closed(code, outbox.close_frame)
         try:
             await self.room.disconnect(self.conn, code, reason)
         finally:

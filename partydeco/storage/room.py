@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from partydeco.storage.base import KeyRange, RoomKey, StorageBackend, WriteBatch
 from partydeco.storage.errors import StorageError
@@ -15,8 +16,11 @@ from partydeco.storage.values import alarm_seconds
 
 if TYPE_CHECKING:
     from partydeco.gate import Gate
+    from partydeco.observability.metrics import PartyMeter
 
 __all__ = ["RoomStorage", "StorageTransaction"]
+
+T = TypeVar("T")
 
 # The open transactions of the current context, keyed by (backend id, room): storage
 # calls made inside ``async with storage.transaction():`` (even from tasks started
@@ -50,16 +54,23 @@ class RoomStorage(StorageOps):
         party: the party's name.
         room: the room id.
         gate: the gates of the room this storage belongs to, if any.
+        meter: the party's metrics, which time each operation, if any.
     """
 
-    __slots__ = ("_backend", "_gate", "_room")
+    __slots__ = ("_backend", "_gate", "_meter", "_room")
 
     def __init__(
-        self, backend: StorageBackend, party: str, room: str, gate: Gate | None = None
+        self,
+        backend: StorageBackend,
+        party: str,
+        room: str,
+        gate: Gate | None = None,
+        meter: PartyMeter | None = None,
     ) -> None:
         self._backend = backend
         self._room = RoomKey(party, room)
         self._gate = gate
+        self._meter = meter
 
     def __repr__(self) -> str:
         return f"RoomStorage(party={self._room.party!r}, room={self._room.room!r})"
@@ -83,21 +94,31 @@ class RoomStorage(StorageOps):
         if tx is not None:
             return await tx._read(keys, gated)
         async with self._gates(gated, False):
-            return await self._backend.get(self._room, keys)
+            return await self._timed("get", self._backend.get(self._room, keys))
 
     async def _scan(self, key_range: KeyRange, gated: bool) -> list[tuple[bytes, bytes]]:
         tx = self._current()
         if tx is not None:
             return await tx._scan(key_range, gated)
         async with self._gates(gated, False):
-            return await self._backend.scan(self._room, key_range)
+            return await self._timed("list", self._backend.scan(self._room, key_range))
 
     async def _write(self, batch: WriteBatch, gated: bool, confirmed: bool) -> int:
         tx = self._current()
         if tx is not None:
             return await tx._write(batch, gated, confirmed)
         async with self._gates(gated, confirmed), self._backend.lock(self._room):
-            return await self._backend.write(self._room, batch)
+            return await self._timed("write", self._backend.write(self._room, batch))
+
+    async def _timed(self, operation: str, call: Awaitable[T]) -> T:
+        meter = self._meter
+        if meter is None:
+            return await call
+        started = time.perf_counter()
+        try:
+            return await call
+        finally:
+            meter.storage_time(operation, time.perf_counter() - started)
 
     @asynccontextmanager
     async def _gates(self, gated: bool, confirmed: bool) -> AsyncIterator[None]:
@@ -145,7 +166,7 @@ class RoomStorage(StorageOps):
                 raise
             finally:
                 _open_transactions.reset(token)
-            await tx._commit()
+            await self._timed("transaction", tx._commit())
 
     # -- alarms ----------------------------------------------------------------------
 

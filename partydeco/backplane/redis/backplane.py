@@ -41,7 +41,7 @@ from .leases import Leases
 from .relay import Publisher
 from .room import ClusterRoom
 from .router import route
-from .wire import AlarmCall, Close, Deny, HttpCall, Moved, Reply, decode_batch
+from .wire import AlarmCall, Close, Deny, HttpCall, Inspect, Moved, Reply, decode_batch
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -109,7 +109,8 @@ class RedisBackplane:
         self._calls: dict[str, tuple[str, asyncio.Future[Reply]]] = {}
         self.publisher = Publisher(self.keys.channel, MAX_RELAY_EVENTS, MAX_RELAY_BYTES)
         self._client: aioredis.Redis | None = None
-        self._leases: Leases | None = None
+        #: the room leases in Redis (see :mod:`.leases`), once started.
+        self.leases: Leases | None = None
         self._available = False
         self._last_renewal = 0.0
         self._supervisor: asyncio.Task[None] | None = None
@@ -141,6 +142,15 @@ class RedisBackplane:
         """The rooms this process knows (owned here, or with sockets held here)."""
         return iter(list(self._rooms.values()))
 
+    def local_rooms(self) -> Iterator[Room]:
+        """The rooms this process owns (their handlers run here)."""
+        return iter([room.room for room in list(self.owned.values())])
+
+    @property
+    def available(self) -> bool:
+        """Whether Redis is reachable and this process serves rooms."""
+        return self._available
+
     def release(self, room: RoomHandle) -> None:
         """Forget an idle room and give its lease back."""
         key = RoomKey(room.party, room.id)
@@ -159,7 +169,7 @@ class RedisBackplane:
             return
         self.node = _node_id()
         self._client = connect(self.url)
-        self._leases = Leases(self._client, self.keys, self.node, self.lease)
+        self.leases = Leases(self._client, self.keys, self.node, self.lease)
         if isinstance(self.storage, RedisStorage):
             await self.storage.start_cluster(self.node)
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -259,9 +269,9 @@ class RedisBackplane:
             BackplaneUnavailableError: Redis cannot be reached.
         """
         self.check()
-        assert self._leases is not None
+        assert self.leases is not None
         try:
-            return await self._leases.acquire(key)
+            return await self.leases.acquire(key)
         except (RedisError, OSError):
             raise BackplaneUnavailableError(_UNAVAILABLE) from None
 
@@ -271,11 +281,13 @@ class RedisBackplane:
                 await self._release([key])
 
     async def _release(self, keys: list[RoomKey]) -> None:
-        assert self._leases is not None
-        await self._leases.release(keys)
+        assert self.leases is not None
+        await self.leases.release(keys)
 
-    async def call(self, owner: str, make: Callable[[str], HttpCall | AlarmCall]) -> Reply:
-        """Send a request or alarm to *owner* and wait for its :class:`Reply`.
+    async def call(
+        self, owner: str, make: Callable[[str], HttpCall | AlarmCall | Inspect]
+    ) -> Reply:
+        """Send a request, alarm or inspection to *owner* and wait for its :class:`Reply`.
 
         Raises:
             BackplaneUnavailableError: no answer within :attr:`call_timeout`, the owner
@@ -312,11 +324,11 @@ class RedisBackplane:
     async def _supervise(self, ready: asyncio.Future[None]) -> None:
         delay = 0.1
         while True:
-            assert self._client is not None and self._leases is not None
+            assert self._client is not None and self.leases is not None
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self.keys.channel(self.node))
-                await self._leases.announce()
+                await self.leases.announce()
                 self._last_renewal = time.monotonic()
                 self._available = True
                 self.publisher.enabled = True
@@ -383,14 +395,14 @@ class RedisBackplane:
                 logger.warning("could not renew room leases (%s); retrying", type(exc).__name__)
 
     async def _renew(self) -> None:
-        assert self._leases is not None
+        assert self.leases is not None
         owned = list(self.owned.values())
         linked = [room for room in self._rooms.values() if room.links and not room.owned]
         peers = sorted(
             {remote.open.edge for remote in self.remotes.values()}
             | {owner for owner, _ in self._calls.values()}
         )
-        renewal = await self._leases.renew(
+        renewal = await self.leases.renew(
             [room.key for room in owned], [room.key for room in linked], peers
         )
         self._last_renewal = time.monotonic()

@@ -58,6 +58,11 @@ return 0
 """
 
 
+def _glob_escape(text: str) -> str:
+    """*text* as a literal in a Redis glob pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 class Renewal(NamedTuple):
     """What one :meth:`Leases.renew` found."""
 
@@ -108,6 +113,18 @@ class Leases:
             await self._script(_RELEASE)(
                 keys=[self.keys.owner(room) for room in rooms], args=[self.node]
             )
+
+    async def owner(self, room: RoomKey) -> str | None:
+        """The process owning *room*, or ``None`` if nobody does."""
+        owner = await self.client.get(self.keys.owner(room))
+        return owner.decode() if isinstance(owner, bytes) else owner
+
+    async def nodes(self) -> list[str]:
+        """The processes of the cluster: those listening on their channel now
+        (``PUBSUB CHANNELS``, one channel per live process)."""
+        start = len(self.keys.channel(""))
+        channels = await self.client.pubsub_channels(_glob_escape(self.keys.channel("")) + "*")
+        return sorted((c.decode() if isinstance(c, bytes) else c)[start:] for c in channels)
 
     async def announce(self) -> None:
         """Say this process is alive, for one lease."""

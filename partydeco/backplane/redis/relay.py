@@ -16,6 +16,7 @@ to know which of its connections are relayed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -57,9 +58,16 @@ class Publisher:
         self._idle.set()
         #: False while Redis is unavailable: events are dropped, nothing waits.
         self.enabled = False
+        #: ``on_published(seconds, events)`` after each batch, when metrics are on.
+        self.on_published: Callable[[float, int], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Publisher queued={len(self._queue)} bytes={self._bytes}>"
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to be published."""
+        return len(self._queue)
 
     @property
     def full(self) -> bool:
@@ -136,8 +144,11 @@ class Publisher:
             pipe = client.pipeline(transaction=False)
             for node, events in batches.items():
                 pipe.publish(self._channel(node), encode_batch(events))
+            started = time.perf_counter()
             try:
                 await pipe.execute()
+                if self.on_published is not None:
+                    self.on_published(time.perf_counter() - started, taken)
             finally:
                 self._bytes = max(0, self._bytes - size)
                 if not self.full:

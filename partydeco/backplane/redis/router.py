@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...closecodes import INTERNAL_ERROR
+from .inspect import answer_inspection
 from .wire import (
     Accept,
     AlarmCall,
@@ -17,6 +18,7 @@ from .wire import (
     Event,
     Fanout,
     HttpCall,
+    Inspect,
     Message,
     Moved,
     Open,
@@ -69,6 +71,8 @@ def route(cluster: RedisBackplane, event: Event) -> None:
         link = cluster.links.get(event.sock)
         if link is not None:
             _rehome(cluster, link)
+    elif isinstance(event, Inspect):
+        cluster.reply(event.edge, answer_inspection(cluster, event))
 
 
 def _rehome(cluster: RedisBackplane, link: Link) -> None:

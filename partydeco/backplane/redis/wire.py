@@ -24,6 +24,7 @@ __all__ = [
     "Event",
     "Fanout",
     "HttpCall",
+    "Inspect",
     "Message",
     "Moved",
     "Open",
@@ -130,6 +131,18 @@ class AlarmCall(msgspec.Struct, array_like=True, tag="a"):
     room: str
 
 
+class Inspect(msgspec.Struct, array_like=True, tag="i"):
+    """The admin API asks a process for the rooms it owns (*room* empty), or for one
+    room's connections; answered by a :class:`Reply` with a JSON body, 404 when the
+    room does not run there."""
+
+    call: str
+    edge: str
+    party: str
+    room: str
+    limit: int
+
+
 # -- owner -> edge ------------------------------------------------------------------------
 
 
@@ -192,7 +205,7 @@ class Reply(msgspec.Struct, array_like=True, tag="r"):
 
 Event = (
     Open | Message | Close | HttpCall | AlarmCall | Accept | Fanout | Shut | Deny
-    | Moved | Reply
+    | Moved | Reply | Inspect
 )
 
 _encoder = msgspec.msgpack.Encoder()
