@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.exceptions import HTTPException
 
 from ..dispatch import KINDS, Call, Dispatch
-from . import verification
+from . import logs, verification
 
 if TYPE_CHECKING:
     from .metrics import Metrics, PartyMeter
@@ -31,10 +31,17 @@ _HOOKS = ("before_connect", "before_request")
 
 
 def instrument(
-    tables: Mapping[str, Dispatch], metrics: Metrics | None, tracer: Tracer | None
+    tables: Mapping[str, Dispatch],
+    metrics: Metrics | None,
+    tracer: Tracer | None,
+    logged: bool = False,
 ) -> Mapping[str, Dispatch]:
-    """The handler tables to serve: *tables* itself when nothing observes them."""
-    if metrics is None and tracer is None:
+    """The handler tables to serve: *tables* itself when nothing observes them.
+
+    With *logged*, each run binds the log context (party, room, connection id,
+    principal) from the handler's arguments.
+    """
+    if metrics is None and tracer is None and not logged:
         return tables
     served = {}
     for name, dispatch in tables.items():
@@ -42,31 +49,37 @@ def instrument(
         changes: dict[str, Any] = {"meter": meter}
         for kind in KINDS:
             calls = getattr(dispatch, kind)
-            changes[kind] = tuple(_wrap(call, kind, name, meter, tracer) for call in calls)
+            changes[kind] = tuple(
+                _wrap(call, kind, name, meter, tracer, logged) for call in calls
+            )
         served[name] = replace(dispatch, **changes)
     return served
 
 
-def _room_of(kind: str, args: tuple[Any, ...]) -> str | None:
-    """The room id a handler runs for, from its arguments."""
-    if kind in ("on_start", "on_alarm", "on_request"):
-        target = args[-1]
-    elif kind in _HOOKS:
-        target = args[1]
-    elif kind == "on_message":
-        target = args[1].room
-    else:  # on_connect, on_close, on_error, connection_tags: the connection first
-        target = args[0].room
-    return getattr(target, "id", None)
+def _subject(kind: str, args: tuple[Any, ...]) -> tuple[str | None, Any]:
+    """The room id a handler runs for, and the connection or request it serves."""
+    if kind in ("on_start", "on_alarm"):
+        return getattr(args[0], "id", None), None
+    if kind == "on_request":
+        return getattr(args[1], "id", None), args[0]
+    if kind in _HOOKS:
+        return getattr(args[1], "id", None), None
+    conn = args[1] if kind == "on_message" else args[0]
+    return getattr(conn.room, "id", None), conn
 
 
 def _wrap(
-    call: Call, kind: str, party: str, meter: PartyMeter | None, tracer: Tracer | None
+    call: Call,
+    kind: str,
+    party: str,
+    meter: PartyMeter | None,
+    tracer: Tracer | None,
+    logged: bool,
 ) -> Call:
     fn, is_async = call.fn, call.is_async
     if kind in _HOOKS:
         run = _timed_hook(fn, is_async, kind, meter)
-    elif kind == "on_message" and tracer is None and not is_async:
+    elif kind == "on_message" and tracer is None and not logged and not is_async:
         # the hot path: a plain function stays a plain function
         assert meter is not None
         return Call(_counted_sync(fn, kind, meter), False, call.decoder)
@@ -74,6 +87,8 @@ def _wrap(
         run = _counted(fn, is_async, kind, meter)
     if tracer is not None:
         run = _traced(run, kind, party, tracer)
+    if logged:
+        run = _logged(run, kind, party)
     return Call(functools.wraps(fn)(run), True, call.decoder)
 
 
@@ -137,7 +152,20 @@ def _traced(
     run: Callable[..., Any], kind: str, party: str, tracer: Tracer
 ) -> Callable[..., Any]:
     async def traced(*args: Any) -> Any:
-        with tracer.handler(kind, party, _room_of(kind, args)):
+        with tracer.handler(kind, party, _subject(kind, args)[0]):
             return await run(*args)
 
     return traced
+
+
+def _logged(run: Callable[..., Any], kind: str, party: str) -> Callable[..., Any]:
+    async def bound(*args: Any) -> Any:
+        room, subject = _subject(kind, args)
+        connection = getattr(subject, "id", None) if kind != "on_request" else None
+        token = logs.bind(party, room or "", connection, getattr(subject, "principal", None))
+        try:
+            return await run(*args)
+        finally:
+            logs.unbind(token)
+
+    return bound

@@ -81,7 +81,7 @@ class Operations:
 
     def instrument(self, tables: Mapping[str, Dispatch]) -> Mapping[str, Dispatch]:
         """The handler tables to serve (see :mod:`.instrument`)."""
-        return instrument(tables, self.metrics, self.tracer)
+        return instrument(tables, self.metrics, self.tracer, self.settings.json_logs)
 
     def watch_socket(self, route: Route, scope: Scope) -> SocketWatch | None:
         """What observes one WebSocket, or ``None`` when nothing does."""

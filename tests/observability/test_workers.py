@@ -51,7 +51,7 @@ async def test_two_workers_report_exact_totals_and_clean_up(tmp_path: Path) -> N
                     and value(t, "partydeco_messages_received_total", party="chat") == total
                     and value(t, "partydeco_messages_sent_total", party="chat") == 2 * total
                     and value(t, "partydeco_handshakes_total", party="chat", outcome="accepted",
-                              status="101") == total  # fmt: skip
+                              status="101") == total
                     for t in texts
                 )
 
