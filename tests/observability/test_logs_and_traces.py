@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,8 +17,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from websockets.asyncio.client import connect
 
+from partydeco import App
+from partydeco.errors import SetupError
 from partydeco.observability import JSONFormatter
 from partydeco.observability.logs import redact
+from partydeco.server.runtime import Runtime
 from tests.support import eventually, free_port, serve, start_process
 from tests.support.ops_app import app as ops_app
 
@@ -145,3 +149,11 @@ async def test_spans_continue_the_clients_trace(
     assert request.attributes["http.response.status_code"] == 200
     joined = next(e for e in entries(log_lines) if e["event"] == "joined")
     assert joined["trace_id"] == TRACE_ID
+
+
+def test_tracing_without_the_opentelemetry_api_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)
+    with pytest.raises(SetupError, match=r"partydeco\[otel\]"):
+        Runtime(App(tracing=True, storage="memory://"))
