@@ -21,6 +21,7 @@ Usage::
 
     python bench/app.py --port 8000                    # Hypercorn (partydeco's run)
     python bench/app.py --port 8000 --server uvicorn   # Uvicorn, uvloop + httptools
+    python bench/app.py --port 8000 --metrics          # with Prometheus metrics on
     cd bench && PORT=8000 uvicorn app:party --port 8000 --ws-per-message-deflate false
 """
 
@@ -160,7 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--access-log", action="store_true", help="log each request (off, like the references)"
     )
+    parser.add_argument(
+        "--metrics", action="store_true", help="Prometheus metrics on (PARTYDECO_METRICS=1)"
+    )
     args = parser.parse_args(argv)
+    if args.metrics:
+        os.environ["PARTYDECO_METRICS"] = "1"  # read when the server starts
     configure(args.port, args.token or ["bench-token"], args.auth)
     if args.server == "uvicorn":
         import uvicorn

@@ -49,6 +49,10 @@ SERVERS: dict[str, tuple[list[str], str]] = {
         "bare ASGI app on Hypercorn with uvloop",
     ),
     "partydeco": ([PY, "bench/app.py", "--port", "{port}"], "bench/app.py on Hypercorn"),
+    "partydeco-metrics": (
+        [PY, "bench/app.py", "--metrics", "--port", "{port}"],
+        "bench/app.py on Hypercorn with Prometheus metrics on",
+    ),
     "partydeco-noauth": (
         [PY, "bench/app.py", "--auth", "presence", "--port", "{port}"],
         "bench/app.py on Hypercorn, token presence check only (no JWT)",
@@ -100,6 +104,8 @@ SCALED = {"--messages", "--roundtrips", "--connections", "--requests"}
 
 #: (label, scenario, server, reference): the issue's targets, as ratios.
 TARGETS = [
+    # what metrics cost when on (issue 15), shown when both servers run
+    ("metrics on vs off", "*", "partydeco-metrics", "partydeco", 0.9),
     ("fan-out 50 vs bare ASGI on Hypercorn", "fanout50", "partydeco", "asgi-hypercorn", 0.9),
     ("fan-out 500 vs bare ASGI on Hypercorn", "fanout500", "partydeco", "asgi-hypercorn", 0.9),
     ("echo vs bare ASGI on Hypercorn", "echo", "partydeco", "asgi-hypercorn", 0.9),
