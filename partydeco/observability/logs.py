@@ -25,7 +25,16 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["JSONFormatter", "LogContext", "bind", "configure", "current", "redact"]
+__all__ = [
+    "JSONFormatter",
+    "LogContext",
+    "bind",
+    "configure",
+    "current",
+    "redact",
+    "unbind",
+    "update",
+]
 
 
 @dataclass(frozen=True, slots=True)

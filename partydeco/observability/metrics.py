@@ -16,7 +16,6 @@ worker reads them all (``partydeco serve --workers N`` sets the directory up; se
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -321,10 +320,6 @@ class Metrics:
         both = prometheus.CollectorRegistry(auto_describe=False)
         both.register(_Both((self.registry, prometheus.REGISTRY)))
         return prometheus.generate_latest(both), prometheus.CONTENT_TYPE_LATEST
-
-    def timer(self) -> float:
-        """A start time for a latency measurement."""
-        return time.perf_counter()
 
 
 class _Both:

@@ -10,7 +10,7 @@ not answer within :data:`TIMEOUT` seconds is counted as unreachable, not waited 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 from redis.exceptions import RedisError
@@ -41,12 +41,20 @@ def answer_inspection(cluster: RedisBackplane, event: Inspect) -> Reply:
     return Reply(event.call, 200, [], msgspec.json.encode(detail))
 
 
-async def _call(cluster: RedisBackplane, method: str, *args: Any) -> Any:
-    """A query of the cluster's leases; a Redis failure is an unavailable backplane."""
+async def _nodes(cluster: RedisBackplane) -> list[str]:
     cluster.check()
     assert cluster.leases is not None
     try:
-        return await getattr(cluster.leases, method)(*args)
+        return await cluster.leases.nodes()
+    except (RedisError, OSError):
+        raise BackplaneUnavailableError("the cluster's Redis cannot be reached") from None
+
+
+async def _owner(cluster: RedisBackplane, room: RoomKey) -> str | None:
+    cluster.check()
+    assert cluster.leases is not None
+    try:
+        return await cluster.leases.owner(room)
     except (RedisError, OSError):
         raise BackplaneUnavailableError("the cluster's Redis cannot be reached") from None
 
@@ -64,7 +72,7 @@ async def cluster_listing(cluster: RedisBackplane, party: str | None, limit: int
     Raises:
         BackplaneUnavailableError: Redis cannot be reached.
     """
-    nodes = [node for node in await _call(cluster, "nodes") if node != cluster.node]
+    nodes = [node for node in await _nodes(cluster) if node != cluster.node]
     answers = await asyncio.gather(
         *(_ask(cluster, node, party or "", "", limit) for node in nodes), return_exceptions=True
     )
@@ -87,7 +95,7 @@ async def cluster_room(
     Raises:
         BackplaneUnavailableError: Redis cannot be reached, or the owner did not answer.
     """
-    owner = await _call(cluster, "owner", RoomKey(party, room))
+    owner = await _owner(cluster, RoomKey(party, room))
     if owner is None:
         return None
     if owner == cluster.node:
