@@ -153,7 +153,12 @@ class Room:
         meter = self._dispatch.meter
         if meter is not None:
             conns = self._connections
-            meter.broadcast(len(conns) - sum(1 for id in skip if id in conns))
+            reached = len(conns)
+            for id in skip:
+                if id in conns:
+                    reached -= 1
+            meter.broadcasts += 1
+            meter.receivers += reached
         if self.gate.writes:  # hold it until the writes in flight are durable
             sinks = [c.sink for c in self._connections.values() if c.id not in skip]
             self.gate.hold(partial(_put_all, sinks, frame, event))

@@ -1,11 +1,11 @@
 """partydeco's Prometheus metrics: what they are, and how the server moves them cheaply.
 
 Every metric is labelled by party at most (never by room id or user), plus small,
-fixed label sets (an outcome, a status, a close code class). Frames are counted
-in plain integers on a :class:`PartyMeter` (two additions per frame) and moved
-into the Prometheus counters by :meth:`Metrics.flush`, which the server calls
-every second and before each scrape; everything else (handshakes, closes,
-latencies) is recorded as it happens.
+fixed label sets (an outcome, a status, a close code class). Frames and
+broadcasts are counted in plain integers on a :class:`PartyMeter` (two additions
+each) and moved into the Prometheus counters by :meth:`Metrics.flush`, which the
+server calls every second and before each scrape; everything else (handshakes,
+closes, latencies) is recorded as it happens.
 
 With several worker processes, prometheus-client's multiprocess mode keeps each
 process's values in a file under ``PROMETHEUS_MULTIPROC_DIR``, and a scrape of any
@@ -32,7 +32,6 @@ __all__ = ["METRIC_NAMES", "OTHER_PARTY", "Metrics", "PartyMeter", "close_label"
 OTHER_PARTY = "_unknown"
 
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_RECEIVERS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 _OWN_CODES = frozenset({REPLACED, TOKEN_EXPIRED})
 
 #: name -> (kind, help, labels); counters are exposed with ``_total`` appended.
@@ -54,8 +53,9 @@ METRIC_NAMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "partydeco_sent_bytes": (
         "counter", "Bytes (characters of text) of messages to clients", ("party",)
     ),
+    "partydeco_broadcasts": ("counter", "Calls of room.broadcast()", ("party",)),
     "partydeco_broadcast_receivers": (
-        "histogram", "Connections one room.broadcast() reached", ("party",)
+        "counter", "Connections reached by room.broadcast(), summed over calls", ("party",)
     ),
     "partydeco_closes": ("counter", "WebSocket closes by close code", ("party", "code")),
     "partydeco_outbox_overflows": (
@@ -130,12 +130,13 @@ class PartyMeter:
     """One party's metrics: frame counters in plain integers, and labelled children.
 
     The server adds to :attr:`received`, :attr:`received_bytes`, :attr:`sent` and
-    :attr:`sent_bytes` per frame; :meth:`flush` moves them into Prometheus.
+    :attr:`sent_bytes` per frame, and to :attr:`broadcasts` and :attr:`receivers` per
+    broadcast; :meth:`flush` moves them into Prometheus.
     """
 
     __slots__ = (
         "_alarms",
-        "_broadcast",
+        "_broadcasts",
         "_closes",
         "_errors",
         "_handshakes",
@@ -143,14 +144,17 @@ class PartyMeter:
         "_metrics",
         "_received",
         "_received_bytes",
+        "_receivers",
         "_sent",
         "_sent_bytes",
         "_storage",
         "_verify",
+        "broadcasts",
         "connections",
         "party",
         "received",
         "received_bytes",
+        "receivers",
         "sent",
         "sent_bytes",
     )
@@ -162,13 +166,16 @@ class PartyMeter:
         self.received_bytes = 0
         self.sent = 0
         self.sent_bytes = 0
+        self.broadcasts = 0
+        self.receivers = 0
         m = metrics.by_name
         self.connections = m["partydeco_connections"].labels(party)
         self._received = m["partydeco_messages_received"].labels(party)
         self._received_bytes = m["partydeco_received_bytes"].labels(party)
         self._sent = m["partydeco_messages_sent"].labels(party)
         self._sent_bytes = m["partydeco_sent_bytes"].labels(party)
-        self._broadcast = m["partydeco_broadcast_receivers"].labels(party)
+        self._broadcasts = m["partydeco_broadcasts"].labels(party)
+        self._receivers = m["partydeco_broadcast_receivers"].labels(party)
         # Children made on first use, by their other labels.
         self._handshakes: dict[tuple[str, int], Any] = {}
         self._closes: dict[str, Any] = {}
@@ -199,6 +206,11 @@ class PartyMeter:
             self.sent = self.sent_bytes = 0
             self._sent.inc(count)
             self._sent_bytes.inc(size)
+        if self.broadcasts:
+            count, reached = self.broadcasts, self.receivers
+            self.broadcasts = self.receivers = 0
+            self._broadcasts.inc(count)
+            self._receivers.inc(reached)
 
     def handshake(self, outcome: str, status: int) -> None:
         """Count a WebSocket handshake's outcome (``accepted`` is status 101)."""
@@ -215,10 +227,6 @@ class PartyMeter:
         self._child(self._closes, label, "partydeco_closes", label).inc()
         if overflow:
             self._metrics.by_name["partydeco_outbox_overflows"].labels(self.party).inc()
-
-    def broadcast(self, receivers: int) -> None:
-        """Record how many connections one broadcast reached."""
-        self._broadcast.observe(receivers)
 
     def handler_error(self, handler: str, error: BaseException) -> None:
         """Count an exception a handler raised."""
@@ -272,9 +280,7 @@ class Metrics:
             if kind == "gauge":
                 options["multiprocess_mode"] = _GAUGE_MODES[name]
             elif kind == "histogram":
-                options["buckets"] = (
-                    _RECEIVERS if name == "partydeco_broadcast_receivers" else _SECONDS
-                )
+                options["buckets"] = _SECONDS
             cls = {"gauge": prometheus.Gauge, "counter": prometheus.Counter,
                    "histogram": prometheus.Histogram}[kind]  # fmt: skip
             self.by_name[name] = cls(name, help_text, labels, **options)

@@ -106,8 +106,8 @@ async def test_metrics_move_as_sockets_connect_talk_get_refused_and_close() -> N
     # frames to clients: two greetings, one broadcast to two, count:1
     assert at("partydeco_messages_sent_total") == 5
     assert at("partydeco_sent_bytes_total") == 2 * 5 + 2 * 5 + len("count:1")
-    assert at("partydeco_broadcast_receivers_count") == 1
-    assert at("partydeco_broadcast_receivers_sum") == 2
+    assert at("partydeco_broadcasts_total") == 1
+    assert at("partydeco_broadcast_receivers_total") == 2
     assert at("partydeco_handler_errors_total", handler="on_message", error="RuntimeError") == 1
     assert at("partydeco_closes_total", code="4xxx") == 1  # bob's 4001, closed by the room
     assert at("partydeco_closes_total", code="1000") == 1  # alice left
