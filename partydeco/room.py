@@ -152,13 +152,7 @@ class Room:
         skip = without if isinstance(without, (set, frozenset)) else set(without)
         meter = self._dispatch.meter
         if meter is not None:
-            conns = self._connections
-            reached = len(conns)
-            for id in skip:
-                if id in conns:
-                    reached -= 1
-            meter.broadcasts += 1
-            meter.receivers += reached
+            meter.count_broadcast(self._connections, skip)
         if self.gate.writes:  # hold it until the writes in flight are durable
             sinks = [c.sink for c in self._connections.values() if c.id not in skip]
             self.gate.hold(partial(_put_all, sinks, frame, event))

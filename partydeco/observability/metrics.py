@@ -16,7 +16,7 @@ worker reads them all (``partydeco serve --workers N`` sets the directory up; se
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..closecodes import REPLACED, TOKEN_EXPIRED
@@ -211,6 +211,15 @@ class PartyMeter:
             self.broadcasts = self.receivers = 0
             self._broadcasts.inc(count)
             self._receivers.inc(reached)
+
+    def count_broadcast(self, connections: Collection[str], skip: Iterable[str]) -> None:
+        """Count one broadcast to *connections* (ids) but those in *skip*."""
+        reached = len(connections)
+        for id in skip:
+            if id in connections:
+                reached -= 1
+        self.broadcasts += 1
+        self.receivers += reached
 
     def handshake(self, outcome: str, status: int) -> None:
         """Count a WebSocket handshake's outcome (``accepted`` is status 101)."""
