@@ -5,6 +5,9 @@ the scheduler starts it reads the earliest pending alarms and fires those that a
 overdue at once. Delivery is at least once: the alarm stays stored until its
 handler returned, a handler that raises is retried with exponential backoff, and
 a crash in between means the alarm fires again after the restart.
+
+An alarm may recur: when its delivery ends (done or given up) *repeat* may give
+its next time, which replaces it. Crons are such alarms (:mod:`partydeco.crontab`).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from collections.abc import Awaitable, Callable
 
 from partydeco.storage.base import RoomKey, StorageBackend
 
-__all__ = ["AlarmScheduler", "FireAlarm"]
+__all__ = ["AlarmScheduler", "FireAlarm", "RepeatAlarm"]
 
 logger = logging.getLogger("partydeco")
 
 #: ``fire(room, time)``: run the room's alarm handlers; raising asks for a retry.
 FireAlarm = Callable[[RoomKey, float], Awaitable[None]]
+#: ``repeat(room, time)``: the next time of an alarm whose delivery ended, or ``None``.
+RepeatAlarm = Callable[[RoomKey, float], "float | None"]
 
 
 class AlarmScheduler:
@@ -41,6 +46,9 @@ class AlarmScheduler:
             changed in this process (alarms set by another process sharing the
             backend); alarm changes in this process wake the scheduler at once.
         batch: how many due alarms are read at a time.
+        repeat: ``repeat(room, time)`` gives the next time of a recurring alarm once
+            a delivery ended (done or given up), or ``None`` to drop it; it must be
+            later than *time*. Without it every alarm is dropped after delivery.
     """
 
     def __init__(
@@ -53,9 +61,11 @@ class AlarmScheduler:
         max_retry_delay: float = 300.0,
         poll_interval: float = 60.0,
         batch: int = 100,
+        repeat: RepeatAlarm | None = None,
     ) -> None:
         self.backend = backend
         self._fire = fire
+        self._repeat = repeat
         self.retry_delay = retry_delay
         self.max_retries = max_retries
         self.max_retry_delay = max_retry_delay
@@ -159,8 +169,12 @@ class AlarmScheduler:
                         room.party, room.room, attempt, delay, exc_info=True,
                     )
                     await asyncio.sleep(delay)
-            # Done (or given up): drop the alarm unless the handler set a new one.
+            # Done (or given up): a recurring alarm moves to its next time; then the
+            # alarm is dropped unless it was set anew (which also releases a claim).
             try:
+                again = self._repeat(room, at) if self._repeat is not None else None
+                if again is not None:
+                    await self.backend.set_alarm(room, again)
                 await self.backend.delete_alarm_if(room, at)
             except Exception:
                 logger.exception("could not clear the alarm of %s/%s", room.party, room.room)
