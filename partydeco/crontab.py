@@ -15,8 +15,8 @@ When a delivery ends (done or given up) the alarm moves to the first tick after 
 ticks that came due during a run and its retries are skipped. Ticks missed while no
 process ran: the stored tick is overdue at start-up, and is moved to the latest
 missed tick, which runs once; the earlier ones are skipped (``cron.scheduled_time``
-says which tick runs). Cloudflare's cron triggers run on an always-on platform and
-document no catch-up; this is what ``Persistent=true`` systemd timers do.
+says which tick runs), as with systemd's ``Persistent=true`` timers. (PartyKit's crons
+are Cloudflare Cron Triggers, on a platform that is always up.)
 
 Arming: at start-up, and every :data:`ARM_INTERVAL` seconds after, each cron whose
 alarm is missing or is not a tick of its schedule (the expression changed) is set to

@@ -105,7 +105,7 @@ def counter_room(party: Party) -> None:
 async def test_a_cron_runs_at_each_tick_and_reaches_rooms(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRON_GREETING", "hi")
     runs: list[tuple[Cron, CronLobby, float]] = []
-    with App() as app:
+    with App(storage="memory://") as app:
         counter_room(Party("main"))
 
         @Party("jobs").on_cron(EVERY_SECOND)
@@ -129,7 +129,7 @@ async def test_a_cron_runs_at_each_tick_and_reaches_rooms(monkeypatch: pytest.Mo
 
 async def test_a_failing_run_is_retried_with_backoff_then_the_schedule_goes_on() -> None:
     attempts: list[tuple[float, float]] = []
-    with App(alarm_retry_delay=0.05, alarm_max_retries=2) as app:
+    with App(storage="memory://", alarm_retry_delay=0.05, alarm_max_retries=2) as app:
 
         @app.party().on_cron(EVERY_SECOND)
         def flaky(cron: Cron, lobby: CronLobby) -> None:
@@ -149,7 +149,7 @@ async def test_a_failing_run_is_retried_with_backoff_then_the_schedule_goes_on()
 
 
 async def test_ticks_that_came_due_during_a_run_are_skipped() -> None:
-    with App() as app:
+    with App(storage="memory://") as app:
 
         @app.party().on_cron(EVERY_SECOND)
         def slow(cron: Cron, lobby: CronLobby) -> None:
@@ -168,7 +168,7 @@ async def test_ticks_that_came_due_during_a_run_are_skipped() -> None:
 
 async def test_run_runs_a_cron_now_for_tests() -> None:
     seen: list[Cron] = []
-    with App() as app:
+    with App(storage="memory://") as app:
 
         @app.party().on_cron("0 3 * * *")
         def nightly(cron: Cron, lobby: CronLobby) -> None:
