@@ -261,6 +261,20 @@ async def test_a_pending_tick_is_kept_and_a_changed_schedule_rearms(tmp_path: Pa
     assert await stored_alarm(db) == schedule.next_after(time.time())
 
 
+async def test_a_cron_whose_tick_was_dropped_is_armed_again(tmp_path: Path) -> None:
+    # A process of an older deploy, which did not know the cron, dropped its tick.
+    db = tmp_path / "s.db"
+    runs: list[Cron] = []
+    app = hourly_app(db, runs)
+    async with TestClient(app):
+        assert app.runtime is not None
+        key = cron_key("main", "report")
+        await app.runtime.storage.set_alarm(key, None)
+        await app.runtime.crontab.arm()  # what every process does each minute
+        assert await app.runtime.storage.get_alarm(key) == Schedule(HOURLY).next_after(time.time())
+    assert runs == []
+
+
 async def test_a_cron_this_app_does_not_have_is_dropped(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     await store_alarm(db, time.time() - 60, name="removed")
