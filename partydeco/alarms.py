@@ -75,6 +75,9 @@ class AlarmScheduler:
         self._firing: dict[RoomKey, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        # Set by stop(). Its cancellation alone is not enough: a redis-py command that
+        # is cancelled may return normally, so the loops also check this flag.
+        self._stopped = True
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -94,12 +97,15 @@ class AlarmScheduler:
         if self.running:
             return
         self._wake = asyncio.Event()
+        self._stopped = False
         self.backend.add_alarm_listener(self._changed)
         self._runner = asyncio.create_task(self._run(), name="partydeco-alarms")
 
     async def stop(self) -> None:
         """Stop watching and cancel deliveries in progress (they stay stored)."""
         self.backend.remove_alarm_listener(self._changed)
+        self._stopped = True
+        self._wake.set()
         tasks = [t for t in (self._runner, *self._firing.values()) if t is not None]
         self._runner = None
         for task in tasks:
@@ -113,7 +119,7 @@ class AlarmScheduler:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopped:
             self._wake.clear()
             try:
                 delay = await self._fire_due()
@@ -138,6 +144,8 @@ class AlarmScheduler:
         # Alarms being delivered are still stored: read past them.
         due = await self.backend.due_alarms(math.inf, limit=self.batch + len(self._firing))
         for room, at in due:
+            if self._stopped:
+                break
             if room in self._firing:
                 continue
             if at > now:
@@ -156,6 +164,8 @@ class AlarmScheduler:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    if self._stopped:
+                        return  # stored as it was; it fires again after the restart
                     if attempt >= self.max_retries:
                         logger.exception(
                             "alarm of %s/%s failed %d times; giving up",
