@@ -86,6 +86,9 @@ class Crontab:
         parties = Parties(backplane, dispatch, config)
         self._lobbies = {party: CronLobby(party, env, parties) for party in dispatch}
         self._armer: asyncio.Task[None] | None = None
+        # Set by stop(), with the event: a cancelled redis-py call may return normally.
+        self._stopping = False
+        self._wake = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<Crontab {sorted(f'{k.party}/{j.name}' for k, j in self._jobs.items())}>"
@@ -109,12 +112,15 @@ class Crontab:
         """Arm every cron (moving overdue ticks to the latest one), then keep them armed."""
         if self._armer is not None or not self._jobs:
             return
+        self._stopping = False
         await self.arm(catch_up=True)
         self._armer = asyncio.create_task(self._keep_armed(), name="partydeco-crons")
 
     async def stop(self) -> None:
         """Stop re-arming (the crons' alarms stay stored)."""
         armer, self._armer = self._armer, None
+        self._stopping = True
+        self._wake.set()
         if armer is not None:
             armer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -127,6 +133,8 @@ class Crontab:
         so that the one run after a time with no process is for the latest tick.
         """
         for key, job in self._jobs.items():
+            if self._stopping:
+                return
             try:
                 await self._arm(key, job, catch_up)
             except asyncio.CancelledError:
@@ -154,9 +162,16 @@ class Crontab:
         await self.storage.set_alarm(key, target)
 
     async def _keep_armed(self) -> None:
-        while True:
-            await asyncio.sleep(ARM_INTERVAL)
-            await self.arm()
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            self._wake = asyncio.Event()
+            timer = loop.call_later(ARM_INTERVAL, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
+            if not self._stopping:
+                await self.arm()
 
     # -- running -----------------------------------------------------------------------
 
