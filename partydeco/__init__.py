@@ -12,6 +12,7 @@ from .app import App
 from .appstack import default_app
 from .config import Config
 from .connection import ConnectContext, Connection
+from .cron import Cron, CronLobby
 from .errors import (
     BodyTooLarge,
     BodyTooLargeError,
@@ -39,6 +40,8 @@ __all__ = [
     "Connection",
     "ConnectionClosedError",
     "ConnectionIdConflictError",
+    "Cron",
+    "CronLobby",
     "HandshakeRefusedError",
     "InvalidMessage",
     "InvalidMessageError",

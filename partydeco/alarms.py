@@ -5,6 +5,9 @@ the scheduler starts it reads the earliest pending alarms and fires those that a
 overdue at once. Delivery is at least once: the alarm stays stored until its
 handler returned, a handler that raises is retried with exponential backoff, and
 a crash in between means the alarm fires again after the restart.
+
+An alarm may recur: when its delivery ends (done or given up) *repeat* may give
+its next time, which replaces it. Crons are such alarms (:mod:`partydeco.crontab`).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from collections.abc import Awaitable, Callable
 
 from partydeco.storage.base import RoomKey, StorageBackend
 
-__all__ = ["AlarmScheduler", "FireAlarm"]
+__all__ = ["AlarmScheduler", "FireAlarm", "RepeatAlarm"]
 
 logger = logging.getLogger("partydeco")
 
 #: ``fire(room, time)``: run the room's alarm handlers; raising asks for a retry.
 FireAlarm = Callable[[RoomKey, float], Awaitable[None]]
+#: ``repeat(room, time)``: the next time of an alarm whose delivery ended, or ``None``.
+RepeatAlarm = Callable[[RoomKey, float], "float | None"]
 
 
 class AlarmScheduler:
@@ -42,6 +47,9 @@ class AlarmScheduler:
             backend); alarm changes in this process wake the scheduler at once.
         batch: how many due alarms are read at a time.
         on_retry: called with the party's name each time an alarm is retried.
+        repeat: ``repeat(room, time)`` gives the next time of a recurring alarm once
+            a delivery ended (done or given up), or ``None`` to drop it; it must be
+            later than *time*. Without it every alarm is dropped after delivery.
     """
 
     def __init__(
@@ -55,9 +63,11 @@ class AlarmScheduler:
         poll_interval: float = 60.0,
         batch: int = 100,
         on_retry: Callable[[str], None] | None = None,
+        repeat: RepeatAlarm | None = None,
     ) -> None:
         self.backend = backend
         self._fire = fire
+        self._repeat = repeat
         self.retry_delay = retry_delay
         self.max_retries = max_retries
         self.max_retry_delay = max_retry_delay
@@ -68,6 +78,9 @@ class AlarmScheduler:
         self._firing: dict[RoomKey, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        # Set by stop(). Its cancellation alone is not enough: a redis-py command that
+        # is cancelled may return normally, so the loops also check this flag.
+        self._stopped = True
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -87,12 +100,15 @@ class AlarmScheduler:
         if self.running:
             return
         self._wake = asyncio.Event()
+        self._stopped = False
         self.backend.add_alarm_listener(self._changed)
         self._runner = asyncio.create_task(self._run(), name="partydeco-alarms")
 
     async def stop(self) -> None:
         """Stop watching and cancel deliveries in progress (they stay stored)."""
         self.backend.remove_alarm_listener(self._changed)
+        self._stopped = True
+        self._wake.set()
         tasks = [t for t in (self._runner, *self._firing.values()) if t is not None]
         self._runner = None
         for task in tasks:
@@ -106,7 +122,7 @@ class AlarmScheduler:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopped:
             self._wake.clear()
             try:
                 delay = await self._fire_due()
@@ -131,6 +147,8 @@ class AlarmScheduler:
         # Alarms being delivered are still stored: read past them.
         due = await self.backend.due_alarms(math.inf, limit=self.batch + len(self._firing))
         for room, at in due:
+            if self._stopped:
+                break
             if room in self._firing:
                 continue
             if at > now:
@@ -149,6 +167,8 @@ class AlarmScheduler:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    if self._stopped:
+                        return  # stored as it was; it fires again after the restart
                     if attempt >= self.max_retries:
                         logger.exception(
                             "alarm of %s/%s failed %d times; giving up",
@@ -164,8 +184,12 @@ class AlarmScheduler:
                     await asyncio.sleep(delay)
                     if self.on_retry is not None:
                         self.on_retry(room.party)
-            # Done (or given up): drop the alarm unless the handler set a new one.
+            # Done (or given up): a recurring alarm moves to its next time; then the
+            # alarm is dropped unless it was set anew (which also releases a claim).
             try:
+                again = self._repeat(room, at) if self._repeat is not None else None
+                if again is not None:
+                    await self.backend.set_alarm(room, again)
                 await self.backend.delete_alarm_if(room, at)
             except Exception:
                 logger.exception("could not clear the alarm of %s/%s", room.party, room.room)

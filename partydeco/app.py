@@ -19,7 +19,8 @@ from .appstack import default_app as default_app
 from .appstack import pop, push
 from .closecodes import GOING_AWAY
 from .config import PARTY_OPTIONS, Config
-from .dispatch import KINDS, Dispatch, PartyHandlers, freeze
+from .cron import CronJob, Schedule, check_cron_name
+from .dispatch import KINDS, Call, Dispatch, PartyHandlers, freeze
 from .errors import SetupError
 from .party import Party
 from .routing import MAIN
@@ -102,6 +103,40 @@ class App:
         if handlers is None:
             handlers = self.handlers[party] = PartyHandlers()
         getattr(handlers, kind).append(f)
+
+    def add_cron(
+        self,
+        party: str,
+        schedule: str | Schedule,
+        f: Callable[..., Any],
+        *,
+        name: str | None = None,
+    ) -> CronJob:
+        """Register *f* as a cron of *party*, run at every tick of *schedule*.
+
+        ``Party.on_cron`` calls this; it can be called directly too.
+
+        Raises:
+            SetupError: the app already started serving; the expression is invalid
+                or never fires; the name is invalid or another cron of *party* has it;
+                *f* is not callable.
+        """
+        self._check_setup(f"register a cron for party {party!r}")
+        parsed = schedule if isinstance(schedule, Schedule) else Schedule(schedule)
+        if not callable(f):
+            raise SetupError(f"a cron handler must be callable, not {f!r}")
+        cron_name = check_cron_name(name if name is not None else getattr(f, "__name__", None))
+        handlers = self.handlers.get(party)
+        if handlers is None:
+            handlers = self.handlers[party] = PartyHandlers()
+        if any(job.name == cron_name for job in handlers.on_cron):
+            raise SetupError(
+                f"party {party!r} already has a cron named {cron_name!r}; "
+                "pass name= to tell them apart"
+            )
+        job = CronJob(party, cron_name, parsed, Call.of(f))
+        handlers.on_cron.append(job)
+        return job
 
     def configure_party(self, party: str, **options: Any) -> Config:
         """Override security options for one party (see :meth:`Party.configure`).

@@ -24,6 +24,7 @@ from .request import Request
 from .response import Response
 
 if TYPE_CHECKING:
+    from .cron import CronJob
     from .observability.metrics import PartyMeter
     from .room import Lobby
     from .types import (
@@ -42,7 +43,8 @@ __all__ = ["KINDS", "Call", "Dispatch", "PartyHandlers", "freeze", "run_hooks"]
 
 logger = logging.getLogger("partydeco")
 
-#: Every handler kind, in the order a party's handlers are documented.
+#: Every handler kind ``add_handler`` takes (a function alone), in the order a party's
+#: handlers are documented. Crons carry a schedule too: ``add_cron`` registers them.
 KINDS = (
     "before_connect",
     "before_request",
@@ -81,6 +83,8 @@ class PartyHandlers:
     connection_tags: list[TagsHandler] = field(default_factory=list)
     #: ``on_alarm(room)``, run when the room's storage alarm is due.
     on_alarm: list[AlarmHandler] = field(default_factory=list)
+    #: ``on_cron(cron, lobby)`` with its schedule and a name unique in the party.
+    on_cron: list[CronJob] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,7 @@ class Dispatch:
     on_alarm: tuple[Call, ...]
     #: the party's metrics while the server serves them, else ``None``.
     meter: PartyMeter | None = None
+    on_cron: tuple[CronJob, ...] = ()
 
     @classmethod
     def freeze(cls, name: str, handlers: PartyHandlers) -> Dispatch:
@@ -150,7 +155,7 @@ class Dispatch:
             kind: tuple(Call.of(fn, typed=kind == "on_message") for fn in getattr(handlers, kind))
             for kind in KINDS
         }
-        return cls(name=name, **tables)
+        return cls(name=name, **tables, on_cron=tuple(handlers.on_cron))
 
 
 def freeze(handlers: Mapping[str, PartyHandlers]) -> dict[str, Dispatch]:

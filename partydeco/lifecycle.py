@@ -1,10 +1,11 @@
-"""What keeps rooms alive while the server runs: alarms and idle unloading.
+"""What keeps rooms alive while the server runs: alarms, crons and idle unloading.
 
 :class:`RoomLifecycle` starts with the server. It runs the alarm scheduler (only
-when some party has ``on_alarm`` handlers, so apps without alarms never open the
-storage for it) and unloads rooms that stayed idle for ``idle_timeout`` seconds:
-no connection, no request or alarm in progress, and no pending alarm. The next
-arrival loads the room again and ``on_start`` runs again.
+when some party has ``on_alarm`` handlers or crons, so apps without either never
+open the storage for it), keeps the crons armed (:mod:`partydeco.crontab`) and
+unloads rooms that stayed idle for ``idle_timeout`` seconds: no connection, no
+request or alarm in progress, and no pending alarm. The next arrival loads the
+room again and ``on_start`` runs again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
     from .backplane.base import Backplane, RoomHandle
     from .config import Config
+    from .crontab import Crontab
     from .dispatch import Dispatch
     from .storage import StorageBackend
 
@@ -44,6 +46,7 @@ class RoomLifecycle:
         storage: where alarms are stored.
         backplane: where the rooms live.
         config: the app's configuration (idle timeout, alarm retries).
+        crontab: the app's crons, run by the same scheduler as the alarms.
     """
 
     def __init__(
@@ -52,11 +55,13 @@ class RoomLifecycle:
         storage: StorageBackend,
         backplane: Backplane,
         config: Config,
+        crontab: Crontab | None = None,
     ) -> None:
         self.dispatch = dispatch
         self.storage = storage
         self.backplane = backplane
         self.config = config
+        self.crontab = crontab
         self.scheduler: AlarmScheduler | None = None
         #: called with a party's name when one of its alarms is retried (metrics).
         self.on_alarm_retry: Callable[[str], None] | None = None
@@ -68,34 +73,44 @@ class RoomLifecycle:
         return f"<RoomLifecycle scheduler={self.scheduler!r}>"
 
     async def start(self) -> None:
-        """Start the scheduler (if any party handles alarms) and the reaper."""
+        """Start the scheduler (if any party handles alarms or has crons) and the reaper."""
         if self._reaper is not None:
             return
         config = self.config
-        if any(d.on_alarm for d in self.dispatch.values()):
+        crontab = self.crontab
+        if crontab or any(d.on_alarm for d in self.dispatch.values()):
+            if crontab:
+                await crontab.start()  # arms the crons before the scheduler reads alarms
             self.scheduler = AlarmScheduler(
                 self.storage,
                 self.fire,
                 retry_delay=config.alarm_retry_delay,
                 max_retries=config.alarm_max_retries,
                 on_retry=self.on_alarm_retry,
+                repeat=crontab.next_time if crontab else None,
             )
             await self.scheduler.start()
         self._reaper = asyncio.create_task(self._reap_forever(), name="partydeco-idle-rooms")
 
     async def stop(self) -> None:
-        """Stop the reaper and the scheduler (pending alarms stay stored)."""
+        """Stop the reaper, the crons' arming and the scheduler (alarms stay stored)."""
         reaper, self._reaper = self._reaper, None
         if reaper is not None:
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
+        if self.crontab is not None:
+            await self.crontab.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
             self.scheduler = None
 
     async def fire(self, key: RoomKey, at: float) -> None:
-        """Deliver *key*'s alarm: load the room, run ``on_start`` if needed, then ``on_alarm``."""
+        """Deliver *key*'s alarm: load the room, run ``on_start`` if needed, then
+        ``on_alarm``; or, for a cron's alarm, run the cron."""
+        if self.crontab is not None and self.crontab.holds(key):
+            await self.crontab.fire(key, at)
+            return
         if key.party not in self.dispatch:
             logger.warning("dropping the alarm of %s/%s: no such party", key.party, key.room)
             return

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .appstack import default_app
+from .cron import Schedule
 from .routing import MAIN, PARTY_NAME
 from .types import (
     AlarmHandlerT,
     BeforeHookT,
     CloseHandlerT,
     ConnectHandlerT,
+    CronHandlerT,
     ErrorHandlerT,
     MessageHandlerT,
     RequestHandlerT,
@@ -210,6 +213,43 @@ class Party:
         """
         self.app.add_handler(self.name, "on_alarm", f)
         return f
+
+    def on_cron(
+        self, schedule: str, *, name: str | None = None
+    ) -> Callable[[CronHandlerT], CronHandlerT]:
+        """Register ``f(cron, lobby)``, run at every tick of the cron expression *schedule*.
+
+        PartyKit's ``crons`` and ``onCron``: the schedule is standard cron syntax in
+        UTC, parsed by croniter (a sixth field is seconds: ``"* * * * * */10"``), and
+        checked here, so a bad expression raises at once. A cron belongs to the party,
+        not to a room: ``cron`` says which tick (``cron.scheduled_time``) and
+        ``lobby.parties`` reaches any room. Each tick runs once across every worker
+        and host on Redis; a handler that raises is retried like an alarm
+        (``alarm_retry_delay``, ``alarm_max_retries``); runs of one cron never overlap.
+        If no process ran at a tick, the latest missed tick runs once when one starts.
+
+        Example::
+
+            @party.on_cron("*/5 * * * *")
+            async def tidy(cron, lobby):
+                await lobby.parties["main"].get("lobby").fetch("/tidy", method="POST")
+
+        Args:
+            schedule: the cron expression.
+            name: the cron's name, unique in the party (by default the function's
+                name); it keys the cron's next tick in storage, so keep it stable.
+
+        Raises:
+            SetupError: the expression is invalid or never fires; the name is taken,
+                or not 1-100 letters, digits, ``_``, ``.``, ``:`` or ``-``.
+        """
+        parsed = Schedule(schedule)
+
+        def register(f: CronHandlerT) -> CronHandlerT:
+            self.app.add_cron(self.name, parsed, f, name=name)
+            return f
+
+        return register
 
     def static(self, directory: str | os.PathLike[str]) -> None:
         """Serve the files under *directory* at the app's non-party URLs.

@@ -14,6 +14,7 @@ from werkzeug.datastructures import Headers
 
 if TYPE_CHECKING:
     from .connection import ConnectContext, Connection
+    from .cron import Cron, CronLobby
     from .request import Request
     from .response import Response
     from .room import Lobby, Room
@@ -28,6 +29,8 @@ __all__ = [
     "CloseHandlerT",
     "ConnectHandler",
     "ConnectHandlerT",
+    "CronHandler",
+    "CronHandlerT",
     "ErrorHandler",
     "ErrorHandlerT",
     "HeadersLike",
@@ -78,6 +81,7 @@ CloseHandler: TypeAlias = Callable[["Connection", int, str], "Awaitable[None] | 
 ErrorHandler: TypeAlias = Callable[["Connection", BaseException], "Awaitable[None] | None"]
 RequestHandler: TypeAlias = Callable[["Request", "Room"], Any]
 AlarmHandler: TypeAlias = Callable[["Room"], "Awaitable[None] | None"]
+CronHandler: TypeAlias = Callable[["Cron", "CronLobby"], "Awaitable[None] | None"]
 TagsHandler: TypeAlias = Callable[
     ["Connection", "ConnectContext"], "Awaitable[list[str]] | list[str]"
 ]
@@ -91,3 +95,4 @@ ErrorHandlerT = TypeVar("ErrorHandlerT", bound=ErrorHandler)
 RequestHandlerT = TypeVar("RequestHandlerT", bound=RequestHandler)
 TagsHandlerT = TypeVar("TagsHandlerT", bound=TagsHandler)
 AlarmHandlerT = TypeVar("AlarmHandlerT", bound=AlarmHandler)
+CronHandlerT = TypeVar("CronHandlerT", bound=CronHandler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -192,3 +193,56 @@ async def test_many_rooms_due_at_once(backend: StorageBackend) -> None:
             await wait_until_cleared(RoomStorage(backend, "main", f"r{i}"))
     finally:
         await scheduler.stop()
+
+
+async def swallow_cancellation(started: asyncio.Event) -> None:
+    """Wait until cancelled, then return normally: what a redis-py 8.1 command that is
+    cancelled mid-flight often does (the task stays cancelling, nothing is raised)."""
+    started.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.Event().wait()
+
+
+async def stop_time(scheduler: AlarmScheduler) -> float:
+    """How long ``stop()`` took, up to 10 s (``wait_for`` cannot tell: ``stop()`` suppresses
+    the cancellation a timeout sends, so a late stop still ends without TimeoutError)."""
+    started = time.monotonic()
+    await asyncio.wait_for(scheduler.stop(), 10)
+    return time.monotonic() - started
+
+
+class CancelSwallowingStorage(MemoryStorage):
+    """Memory storage whose alarm reads return normally when cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+
+    async def due_alarms(self, until: float, limit: int = 100) -> list[tuple[RoomKey, float]]:
+        await swallow_cancellation(self.reading)
+        return await super().due_alarms(until, limit)
+
+
+async def test_stop_returns_when_the_backend_swallows_the_cancellation() -> None:
+    backend = CancelSwallowingStorage()
+    scheduler = AlarmScheduler(backend, Recorder())
+    await scheduler.start()
+    await asyncio.wait_for(backend.reading.wait(), 5)
+    assert await stop_time(scheduler) < 2  # not after poll_interval (60 s)
+    assert not scheduler.running
+
+
+async def test_stop_returns_when_a_failing_handler_swallowed_the_cancellation() -> None:
+    started = asyncio.Event()
+
+    async def fire(room: RoomKey, at: float) -> None:
+        await swallow_cancellation(started)
+        raise RuntimeError("failed while stopping")
+
+    async with MemoryStorage() as backend:
+        scheduler = AlarmScheduler(backend, fire, retry_delay=3600)
+        await scheduler.start()
+        await RoomStorage(backend, "main", "r").set_alarm(time.time())
+        await asyncio.wait_for(started.wait(), 5)
+        assert await stop_time(scheduler) < 2  # not after the retry delay
+        assert await backend.get_alarm(RoomKey("main", "r")) is not None  # still stored

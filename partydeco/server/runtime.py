@@ -4,8 +4,8 @@ An :class:`~partydeco.App` holds registrations and configuration. When a server
 starts it (the ASGI lifespan, or the first party request under a test client),
 :class:`Runtime` is built from them once: the frozen handler tables, the
 environment, the admission guard, the storage backend, the backplane that holds
-the rooms, the room lifecycle (alarms and idle unloading), and the open sockets
-that a graceful shutdown closes.
+the rooms, the crons, the room lifecycle (alarms, crons and idle unloading), and
+the open sockets that a graceful shutdown closes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..backplane.local import LocalBackplane
 from ..closecodes import GOING_AWAY
+from ..crontab import Crontab
 from ..env import load_env
 from ..errors import SetupError
 from ..lifecycle import RoomLifecycle
@@ -54,7 +55,8 @@ class Runtime:
         redis_url: the Redis URL that makes this process part of a cluster, or ``None``.
         storage: the backend behind every ``room.storage``.
         backplane: where the rooms live: this process, or a Redis cluster.
-        lifecycle: the alarm scheduler and the idle-room reaper.
+        crontab: the app's crons (``await runtime.crontab.run("name")`` runs one now).
+        lifecycle: the alarm scheduler (which runs the crons too) and the idle-room reaper.
         sockets: the open sockets, each with the event set when its ``on_close`` ran.
         static_files: the asset folders served at non-party URLs, in order.
     """
@@ -77,7 +79,12 @@ class Runtime:
         self.redis_url = app.config.redis_url or os.environ.get(REDIS_ENV_VAR) or None
         self.storage = self._open_storage()
         self.backplane = self._make_backplane()
-        self.lifecycle = RoomLifecycle(self.dispatch, self.storage, self.backplane, self.config)
+        self.crontab = Crontab(
+            self.dispatch, self.storage, self.backplane, self.env, self.config
+        )
+        self.lifecycle = RoomLifecycle(
+            self.dispatch, self.storage, self.backplane, self.config, self.crontab
+        )
         self.sockets: dict[Outbox, asyncio.Event] = {}
         #: ``"built"``, then ``"running"`` after :meth:`start`, ``"stopped"`` after :meth:`stop`.
         self.state: Literal["built", "running", "stopped"] = "built"

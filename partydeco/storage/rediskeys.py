@@ -7,6 +7,8 @@ takes and renews that lease) cannot drift apart. ``P`` below is the prefix:
 
 - ``P:d:<party>/<room>`` / ``P:k:<party>/<room>``: a room's values (hash) and keys (sorted set);
 - ``P:alarms``: every room's alarm time (sorted set), and the channel announcing changes;
+  it also holds each cron's next tick, as the member ``<party>/cron/<name>``
+  (:mod:`partydeco.crontab`);
 - ``P:claim:<party>/<room>``: the process delivering a due alarm, with a short expiry;
 - ``P:owner:<party>/<room>``: the process owning a room, with a lease;
 - ``P:alive:<node>``: a process is alive, with the same lease;

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import msgspec
 
-from partydeco import ConnectContext, Connection, Lobby, Party, Request, Response, Room, party
+from partydeco import (
+    ConnectContext,
+    Connection,
+    Cron,
+    CronLobby,
+    Lobby,
+    Party,
+    Request,
+    Response,
+    Room,
+    party,
+)
 
 
 class Move(msgspec.Struct):
@@ -51,3 +63,14 @@ async def ring(room: Room) -> None:
 
 
 keep_ring: Callable[[Room], object] = ring
+
+
+@party.on_cron("*/5 * * * *")
+async def tidy(cron: Cron, lobby: CronLobby) -> None:
+    when: datetime = cron.scheduled_at
+    response = await lobby.parties["main"].get("lobby").fetch("/tidy", method="POST")
+    status: int = response.status
+    del when, status
+
+
+keep_tidy: Callable[[Cron, CronLobby], Awaitable[None]] = tidy
