@@ -9,6 +9,7 @@ Example::
     party.before_connect(auth.before_connect_hook(verifier))
 """
 
+from .cache import TokenCache
 from .errors import (
     BadSignature,
     BadSignatureError,
@@ -54,7 +55,7 @@ from .hooks import (
 )
 from .introspection import IntrospectionVerifier
 from .jwks import RemoteJWKS
-from .keys import KeySource, LocalKeys
+from .keys import KeySource, LocalKeys, RotatingKeySource
 from .minting import issue_token
 from .secret import require_shared_secret, secrets_match
 from .verifier import JWTVerifier, TokenVerifier
@@ -88,6 +89,8 @@ __all__ = [
     "MissingClaim",
     "MissingClaimError",
     "RemoteJWKS",
+    "RotatingKeySource",
+    "TokenCache",
     "TokenNotYetValid",
     "TokenNotYetValidError",
     "TokenTooLarge",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib.util
 import logging
 import math
@@ -14,6 +13,7 @@ from typing import Any
 
 from partydeco.errors import SetupError
 
+from .cache import ClaimsSnapshot, TokenCache, token_digest
 from .errors import (
     InactiveTokenError,
     IntrospectionUnavailableError,
@@ -38,10 +38,11 @@ class IntrospectionVerifier:
 
     The request is made with Authlib's async httpx OAuth 2 client, which
     authenticates this resource server to the endpoint (``client_secret_basic``
-    by default). An active answer is cached for ``cache_ttl`` seconds, never
-    beyond the token's ``exp``; ``active: false``, any error, a non-200 status
-    and a timeout all refuse the token. Concurrent checks of one token share
-    one request.
+    by default). An active answer is cached (a :class:`TokenCache`, as in
+    :class:`JWTVerifier`) for ``cache_ttl`` seconds, never beyond the token's
+    ``exp``, which is checked again on every use; ``active: false``, any error,
+    a non-200 status and a timeout all refuse the token and are not cached.
+    Concurrent checks of one token share one request.
 
     Example::
 
@@ -57,13 +58,18 @@ class IntrospectionVerifier:
         auth_method: how the client authenticates (Authlib's names:
             ``client_secret_basic``, ``client_secret_post``, ...).
         token_type_hint: sent as ``token_type_hint`` (None to omit).
-        cache_ttl: seconds an active answer is reused (0 disables the cache).
-        max_cache_entries: the cache's bound; the oldest entries go first.
+        cache_ttl: seconds an active answer is reused (0 turns the cache off): how
+            long a token revoked at the identity provider may still be accepted.
+        max_cache_entries: how many answers are remembered (least recently used
+            go first); 0 turns the cache off.
         timeout: seconds allowed for one introspection request.
         required_claims: members the answer must contain besides ``active``.
         max_token_size: the longest token sent to the endpoint.
         max_bytes: the largest introspection answer accepted.
         clock: returns the current time in seconds (for tests).
+
+    Attributes:
+        cache: the :class:`TokenCache` of active answers, or None when it is off.
 
     Raises:
         SetupError: the ``introspection`` extra is not installed.
@@ -101,9 +107,11 @@ class IntrospectionVerifier:
         self.max_token_size = max_token_size
         self.max_bytes = max_bytes
         self.clock = clock
-        # sha256(token) -> (monotonic deadline, claims); tokens themselves are not kept
-        self._cache: dict[bytes, tuple[float, dict[str, Any]]] = {}
-        self._inflight: dict[bytes, asyncio.Task[dict[str, Any]]] = {}
+        self.cache: TokenCache[_Active] | None = None
+        if cache_ttl > 0 and max_cache_entries > 0:
+            self.cache = TokenCache(max_cache_entries, cache_ttl)
+        # one request per token at a time, keyed like the cache (tokens are not kept)
+        self._inflight: dict[bytes, asyncio.Task[ClaimsSnapshot]] = {}
 
     def __repr__(self) -> str:
         return f"IntrospectionVerifier({self.endpoint!r}, client_id={self.client_id!r})"
@@ -122,27 +130,27 @@ class IntrospectionVerifier:
             raise TokenTooLargeError()
         if not _BEARER_TOKEN.fullmatch(token):
             raise MalformedTokenError()
-        key = hashlib.sha256(token.encode()).digest()
-        cached = self._cache.get(key)
-        if cached is not None:
-            deadline, claims = cached
-            if time.monotonic() < deadline:
-                return dict(claims)
-            del self._cache[key]
+        key = token_digest(token)
+        if self.cache is not None:
+            active = self.cache.lookup(key)
+            if active is not None:
+                if active.exp is None or active.exp > self.clock():
+                    return active.claims.copy()
+                self.cache.discard(key)  # asked again: the endpoint has the last word
         task = self._inflight.get(key)
         if task is None or task.get_loop() is not asyncio.get_running_loop():
             task = asyncio.get_running_loop().create_task(self._introspect(token, key))
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
-        return dict(await asyncio.shield(task))
+        return (await asyncio.shield(task)).copy()
 
-    def _forget(self, key: bytes, task: asyncio.Task[dict[str, Any]]) -> None:
+    def _forget(self, key: bytes, task: asyncio.Task[ClaimsSnapshot]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
         if not task.cancelled():
             task.exception()  # retrieved: its waiters may all have gone
 
-    async def _introspect(self, token: str, key: bytes) -> dict[str, Any]:
+    async def _introspect(self, token: str, key: bytes) -> ClaimsSnapshot:
         answer = await self._request(token)
         if answer.get("active") is not True:
             raise InactiveTokenError()
@@ -158,18 +166,10 @@ class IntrospectionVerifier:
         for name in self.required_claims:
             if answer.get(name) in (None, "", [], {}):
                 raise MissingClaimError(name)
-        if ttl > 0:
-            if len(self._cache) >= self.max_cache_entries:
-                self._evict()
-            self._cache[key] = (time.monotonic() + ttl, answer)
-        return answer
-
-    def _evict(self) -> None:
-        now = time.monotonic()
-        for stale in [k for k, (deadline, _) in self._cache.items() if deadline <= now]:
-            del self._cache[stale]
-        while len(self._cache) >= self.max_cache_entries:
-            del self._cache[next(iter(self._cache))]
+        snapshot = ClaimsSnapshot(answer)
+        if self.cache is not None:
+            self.cache.store(key, _Active(snapshot, exp), ttl)
+        return snapshot
 
     async def _request(self, token: str) -> dict[str, Any]:
         # imported here: httpx2, which this client runs on, comes with the introspection extra
@@ -216,3 +216,13 @@ def _check_installed() -> None:
             f"IntrospectionVerifier needs {' and '.join(missing)}, which partydeco installs "
             "only with the 'introspection' extra: pip install 'partydeco[introspection]'"
         )
+
+
+class _Active:
+    """A cache entry: an active answer and its ``exp`` (None when it has none)."""
+
+    __slots__ = ("claims", "exp")
+
+    def __init__(self, claims: ClaimsSnapshot, exp: float | None) -> None:
+        self.claims = claims
+        self.exp = exp

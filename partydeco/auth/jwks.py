@@ -11,7 +11,11 @@ Behaviour (after panva/jose's ``createRemoteJWKSet``):
   200, gives up after ``timeout`` seconds and reads at most ``max_bytes``;
 - a failed refetch keeps the keys already cached; only when no keys are cached
   does verification fail, with :class:`JWKSUnavailableError` (status 503);
-- keys with private members or of unsupported types are ignored.
+- keys with private members or of unsupported types are ignored;
+- a refetch that returns a key unchanged keeps the same key object, and
+  ``generation`` changes only when a key was added, removed or replaced, so a
+  verifier's token cache can tell whether the key behind an entry is still
+  published (see :class:`partydeco.auth.keys.RotatingKeySource`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from joserfc.jwk import KeySet
 
 from ..errors import PartydecoError
 from .errors import JWKSUnavailableError
-from .keys import import_jwks
+from .keys import Key, import_jwks
 
 __all__ = ["RemoteJWKS", "fetch_json"]
 
@@ -84,6 +88,11 @@ async def fetch_json(url: str, *, timeout: float, max_bytes: int) -> Any:  # noq
         raise FetchError("body is not JSON") from error
 
 
+def _fingerprint(key: Key) -> str:
+    """All a verification depends on: the public JWK with its ``kid``, ``alg`` and ``use``."""
+    return json.dumps(key.as_dict(private=False), sort_keys=True)
+
+
 class RemoteJWKS:
     """Signing keys fetched from a JWKS URL (or found by OpenID discovery) and cached.
 
@@ -119,6 +128,7 @@ class RemoteJWKS:
         self._issuer: str | None = None  # set by from_issuer: discover the JWKS URL first
         self._keys: KeySet | None = None
         self._kids: frozenset[str] = frozenset()
+        self._generation = 0  # bumped when the set of key objects changes
         self._fetched_at = float("-inf")  # monotonic time of the last successful fetch
         self._attempted_at = float("-inf")  # monotonic time the last fetch started
         self._inflight: asyncio.Task[None] | None = None
@@ -140,6 +150,25 @@ class RemoteJWKS:
     def symmetric(self) -> bool:
         """Always False: a remote JWKS never provides HMAC secrets."""
         return False
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever a refetch adds, removes or replaces a key."""
+        return self._generation
+
+    @property
+    def fresh_until(self) -> float:
+        """The ``time.monotonic()`` instant from which :meth:`keyset` may fetch the keys again.
+
+        That is ``max_age`` after the last fetch, or ``cooldown`` after the last
+        attempt when that is later (a failing endpoint is not asked more often).
+        """
+        return max(self._fetched_at + self.max_age, self._attempted_at + self.cooldown)
+
+    def holds(self, key: Key) -> bool:
+        """True while ``key``, as returned by an earlier :meth:`keyset`, is still published."""
+        keys = self._keys
+        return keys is not None and any(current is key for current in keys.keys)
 
     async def keyset(self, kid: str | None) -> KeySet:
         """Return cached keys, fetching first when needed (see the module docs).
@@ -192,9 +221,23 @@ class RemoteJWKS:
         except (FetchError, ValueError) as error:
             logger.warning("JWKS fetch failed: %s", error)
             raise JWKSUnavailableError() from error
-        self._keys = keys
-        self._kids = frozenset(key.kid for key in keys.keys if key.kid is not None)
+        self._install(keys)
         self._fetched_at = time.monotonic()
+
+    def _install(self, fetched: KeySet) -> None:
+        """Use ``fetched``, keeping the objects of keys that did not change."""
+        previous = self._keys
+        if previous is not None:
+            kept = {_fingerprint(key): key for key in previous.keys}
+            keys = [kept.get(_fingerprint(key), key) for key in fetched.keys]
+            if len(keys) == len(previous.keys) and all(
+                new is old for new, old in zip(keys, previous.keys, strict=True)
+            ):
+                return  # the same keys, in the same order
+            fetched = KeySet(keys)
+        self._keys = fetched
+        self._kids = frozenset(key.kid for key in fetched.keys if key.kid is not None)
+        self._generation += 1
 
     async def _discover(self) -> str:
         assert self._issuer is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -17,8 +17,10 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, JWKRegistry, KeyParameters, KeySet, OctKey, OKPKey, RSAKey
 
 __all__ = [
+    "Key",
     "KeySource",
     "LocalKeys",
+    "RotatingKeySource",
     "hmac_key",
     "import_jwks",
     "load_pem_public_key",
@@ -53,6 +55,33 @@ class KeySource(Protocol):
 
     async def keyset(self, kid: str | None) -> KeySet:
         """Return the keys that may verify a token whose header has this ``kid``."""
+        ...
+
+
+@runtime_checkable
+class RotatingKeySource(KeySource, Protocol):
+    """A key source whose keys change over time, such as :class:`RemoteJWKS`.
+
+    A verifier that caches results uses these members to make sure a cached
+    token never outlives the key that verified it.
+    """
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever a key is added, removed or replaced."""
+        ...
+
+    @property
+    def fresh_until(self) -> float:
+        """The ``time.monotonic()`` instant from which ``keyset()`` may fetch the keys again.
+
+        A verifier keeps no cached result past it, so that the next verification
+        gives the source the chance to refresh.
+        """
+        ...
+
+    def holds(self, key: Key) -> bool:
+        """True while ``key`` (a key ``keyset()`` returned) is still one of the current keys."""
         ...
 
 

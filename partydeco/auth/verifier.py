@@ -12,9 +12,11 @@ from typing import Any, Protocol
 
 from joserfc import errors as jose
 from joserfc import jwt
+from joserfc.jwk import GuestProtocol, guess_key
 from joserfc.jws import JWSRegistry
 from joserfc.util import json_b64decode
 
+from .cache import ClaimsSnapshot, TokenCache, token_digest
 from .errors import (
     BadSignatureError,
     ClaimError,
@@ -31,7 +33,7 @@ from .errors import (
     WrongIssuerError,
 )
 from .jwks import RemoteJWKS
-from .keys import KeySource, LocalKeys
+from .keys import Key, KeySource, LocalKeys, RotatingKeySource
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "HMAC_ALGORITHMS", "JWTVerifier", "TokenVerifier"]
 
@@ -107,7 +109,18 @@ class JWTVerifier:
         require_exp: refuse tokens without ``exp`` (default True).
         leeway: seconds of clock skew tolerated for ``exp``, ``nbf`` and ``iat``.
         max_token_size: the longest token accepted, checked before any parsing.
+        cache_ttl: seconds a verified token's claims are reused without verifying
+            it again (never past ``exp``; time-based claims are checked on every
+            use, and a cached token is dropped as soon as its key leaves a
+            rotating key source). 0 turns the cache off.
+        max_cache_entries: how many verified tokens are remembered (least
+            recently used go first); 0 turns the cache off.
         clock: returns the current time in seconds (for tests).
+
+    Attributes:
+        cache: the :class:`TokenCache` of verified tokens, or None when it is off.
+            Set the policy at construction: changing an attribute afterwards does
+            not touch tokens already cached (call ``cache.clear()``).
     """
 
     def __init__(
@@ -122,6 +135,8 @@ class JWTVerifier:
         require_exp: bool = True,
         leeway: int = 5,
         max_token_size: int = 8192,
+        cache_ttl: float = 300.0,
+        max_cache_entries: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if algorithms is None:
@@ -147,6 +162,10 @@ class JWTVerifier:
         self.max_token_size = max_token_size
         self.clock = clock
         self._registry = JWSRegistry(algorithms=allowed, strict_check_header=False)
+        self.cache: TokenCache[_Verified] | None = None
+        if cache_ttl > 0 and max_cache_entries > 0:
+            self.cache = TokenCache(max_cache_entries, cache_ttl)
+        self._rotating = keys if isinstance(keys, RotatingKeySource) else None
 
     # -- constructors -----------------------------------------------------------------
 
@@ -190,21 +209,59 @@ class JWTVerifier:
         """Verify ``token`` and return its claims.
 
         The signature is checked before any claim, so claim errors are never an
-        oracle for forged tokens.
+        oracle for forged tokens. A token verified before is answered from the
+        cache after its ``exp``, ``nbf`` and ``iat`` are checked again; the
+        claims returned are a new dict on every call.
 
         Raises:
             InvalidTokenError: a subclass naming what was wrong; the message never
                 contains the token.
         """
+        cache = self.cache
+        if cache is None or type(token) is not str or len(token) > self.max_token_size:
+            return await self._verify(token, None)
+        digest = token_digest(token)
+        entry = cache.lookup(digest)
+        if entry is None:
+            return await self._verify(token, digest)
+        # joserfc's time checks with the same integer "now": a hit refuses what a full
+        # verification would, and the full verification below says exactly why
+        now = int(self.clock())
+        if (entry.exp is None or entry.exp > now - self.leeway) and (
+            entry.not_before is None or entry.not_before <= now + self.leeway
+        ):
+            keys = self._rotating
+            if keys is None or entry.generation == keys.generation or self._key_kept(entry, keys):
+                return entry.claims.copy()
+        cache.discard(digest)
+        return await self._verify(token, digest)
+
+    @staticmethod
+    def _key_kept(entry: _Verified, keys: RotatingKeySource) -> bool:
+        """After the key set changed: is the key that verified ``entry`` still in it?"""
+        if not keys.holds(entry.key):
+            return False  # the key was rotated out
+        entry.generation = keys.generation
+        return True
+
+    async def _verify(self, token: str, digest: bytes | None) -> dict[str, Any]:
         header = self._check_shape(token)
         kid = header.get("kid")
         keyset = await self.keys.keyset(kid)
+        generation = self._rotating.generation if self._rotating is not None else 0
+        used: list[Key] = []
+
+        def resolve(obj: GuestProtocol) -> Key:
+            key = guess_key(keyset, obj, use="sig")
+            used.append(key)
+            return key
+
         try:
             with warnings.catch_warnings():
                 # joserfc marks "EdDSA" deprecated (RFC 9864); allowing it is the caller's call.
                 warnings.simplefilter("ignore", jose.SecurityWarning)
                 decoded = jwt.decode(
-                    token, keyset, algorithms=self.algorithms, registry=self._registry,
+                    token, resolve, algorithms=self.algorithms, registry=self._registry,
                     decoder_cls=_StrictJSONDecoder,
                 )  # fmt: skip
         except jose.BadSignatureError as error:
@@ -221,7 +278,35 @@ class JWTVerifier:
             raise MalformedTokenError() from error
         claims = decoded.claims
         self._check_claims(claims)
-        return claims
+        if digest is None or self.cache is None or not used:
+            return claims
+        snapshot = ClaimsSnapshot(claims)
+        self._remember(self.cache, digest, snapshot, used[-1], generation)
+        return snapshot.copy()
+
+    def _remember(
+        self,
+        cache: TokenCache[_Verified],
+        digest: bytes,
+        snapshot: ClaimsSnapshot,
+        key: Key,
+        generation: int,
+    ) -> None:
+        """Cache a token that passed every check.
+
+        It is kept until ``exp`` (with leeway) at the latest, and for a rotating
+        key source no longer than the source's keys are current: past that, a
+        full verification lets the source fetch its keys again.
+        """
+        exp = snapshot.get("exp")
+        times = [value for value in (snapshot.get("nbf"), snapshot.get("iat")) if value is not None]
+        ttl = cache.max_age
+        if exp is not None:
+            ttl = min(ttl, _seconds_until(exp + self.leeway, self.clock()))
+        if self._rotating is not None:
+            ttl = min(ttl, self._rotating.fresh_until - time.monotonic())
+        entry = _Verified(snapshot, exp, max(times, default=None), key, generation)
+        cache.store(digest, entry, ttl)
 
     def _check_shape(self, token: str) -> dict[str, Any]:
         """Cheap checks before any key lookup; returns the (unverified) header."""
@@ -286,6 +371,38 @@ class JWTVerifier:
         if claim in ("nbf", "iat") and _is_numeric_date(value):
             return TokenNotYetValidError(claim)
         return ClaimError(claim)
+
+
+class _Verified:
+    """A cache entry: the claims, the times they are valid between, and the key that verified them.
+
+    ``exp`` and ``not_before`` (the later of ``nbf`` and ``iat``) are the raw
+    claim values, compared as joserfc compares them; None when absent.
+    """
+
+    __slots__ = ("claims", "exp", "generation", "key", "not_before")
+
+    def __init__(
+        self,
+        claims: ClaimsSnapshot,
+        exp: float | None,
+        not_before: float | None,
+        key: Key,
+        generation: int,
+    ) -> None:
+        self.claims = claims
+        self.exp = exp
+        self.not_before = not_before
+        self.key = key
+        self.generation = generation  # the key source's generation when ``key`` was last in it
+
+
+def _seconds_until(deadline: float, now: float) -> float:
+    """``deadline - now``; infinity for a deadline too far away to be a float."""
+    try:
+        return deadline - now
+    except OverflowError:
+        return math.inf
 
 
 def _is_numeric_date(value: object) -> bool:

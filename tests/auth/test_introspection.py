@@ -106,6 +106,62 @@ async def test_cache_ttl_zero_asks_every_time() -> None:
         assert server.hits(PATH) == 2
 
 
+async def test_cache_keeps_the_recently_used_answers() -> None:
+    service = SessionService()
+    for name in ("tok-a", "tok-b", "tok-c"):
+        service.sessions[name] = session(sub=name)
+    async with StubServer() as server:
+        server.route(PATH, service)
+        verifier = make(server, max_cache_entries=2)
+        for name in ("tok-a", "tok-b", "tok-a", "tok-c"):  # "tok-b" is the least recently used
+            assert (await verifier.verify(name))["sub"] == name
+        assert server.hits(PATH) == 3
+        await verifier.verify("tok-a")
+        assert server.hits(PATH) == 3
+        await verifier.verify("tok-b")
+        assert server.hits(PATH) == 4
+
+
+async def test_cached_answers_cannot_be_corrupted_by_a_caller() -> None:
+    service = SessionService()
+    service.sessions["tok-good"] = session(scope=["rooms"], org={"roles": ["member"]})
+    async with StubServer() as server:
+        server.route(PATH, service)
+        verifier = make(server)
+        first, shared = await asyncio.gather(
+            verifier.verify("tok-good"), verifier.verify("tok-good")
+        )
+        for mine in (first, shared, await verifier.verify("tok-good")):
+            mine["sub"] = "admin"
+            mine["scope"].append("admin")
+            mine["org"]["roles"].append("owner")
+        again = await verifier.verify("tok-good")
+        assert (again["sub"], again["scope"], again["org"]) == (
+            "user-7",
+            ["rooms"],
+            {"roles": ["member"]},
+        )
+        assert server.hits(PATH) == 1
+
+
+async def test_exp_checked_again_on_every_hit() -> None:
+    service = SessionService()
+    now = time.time()
+    service.sessions["tok-good"] = session(exp=now + 100)
+    async with StubServer() as server:
+        server.route(PATH, service)
+        clock = [now]
+        verifier = make(server, cache_ttl=3600, clock=lambda: clock[0])
+        await verifier.verify("tok-good")
+        clock[0] = now + 99
+        await verifier.verify("tok-good")
+        assert server.hits(PATH) == 1
+        clock[0] = now + 100
+        with pytest.raises(InactiveToken, match="expired"):
+            await verifier.verify("tok-good")
+        assert server.hits(PATH) == 2  # the endpoint was asked again, not the cache believed
+
+
 async def test_revocation_seen_after_cache_ttl() -> None:
     service = SessionService()
     service.sessions["tok-good"] = session()
