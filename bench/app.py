@@ -15,13 +15,18 @@ connect and every request verifies an RS256 JWT (signature, ``exp``, ``iss``,
 ``aud``, ``sub``) against the keys of that JWKS, fetched once and cached. The
 load generators send an opaque token (``bench-token``), so the app maps each
 ``--token`` to a JWT it minted for it at start-up; a token that is already a
-JWT is verified as it is.
+JWT is verified as it is. Every connect or request with the same token is
+answered from the verifier's token cache after the first (``--token-cache off``
+verifies each one in full); with ``--key-file`` the app signs with a given RSA
+key, so a load generator holding that key can send a new JWT every time
+(``bench/loadgen.mjs --freshkey``).
 
 Usage::
 
     python bench/app.py --port 8000                    # Hypercorn (partydeco's run)
     python bench/app.py --port 8000 --server uvicorn   # Uvicorn, uvloop + httptools
     python bench/app.py --port 8000 --metrics          # with Prometheus metrics on
+    python bench/app.py --port 8000 --key-file key.pem --token-cache off
     cd bench && PORT=8000 uvicorn app:party --port 8000 --ws-per-message-deflate false
 """
 
@@ -32,6 +37,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from joserfc import jwt
@@ -52,9 +58,17 @@ app = App(
 )
 party = app.party("main")
 
-_key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
+KEY_PARAMETERS: Any = {"kid": "bench-1", "use": "sig", "alg": "RS256"}
+_key = RSAKey.generate_key(2048, parameters=KEY_PARAMETERS)
 #: The public half, served at /.well-known/jwks.json.
 JWKS: dict[str, Any] = {"keys": [_key.as_dict(private=False)]}
+
+
+def use_key(path: str) -> None:
+    """Sign and verify with the RSA private key in the PEM file *path* instead of a new one."""
+    global _key
+    _key = RSAKey.import_key(Path(path).read_bytes(), KEY_PARAMETERS)
+    JWKS["keys"] = [_key.as_dict(private=False)]
 
 
 def mint(subject: str, lifetime: int = 86400) -> str:
@@ -76,15 +90,19 @@ class MappedVerifier:
         return await self.verifier.verify(self.tokens.get(token, token))
 
 
-def jwks_source(port: int | None) -> JWTVerifier:
+def jwks_source(port: int | None, token_cache: bool = True) -> JWTVerifier:
     """The verifier: over HTTP from this server's JWKS when the port is known."""
     policy: dict[str, Any] = {"issuer": ISSUER, "audience": AUDIENCE, "algorithms": ["RS256"]}
+    if not token_cache:
+        policy["cache_ttl"] = 0
     if port:
         return JWTVerifier.from_jwks_url(f"http://127.0.0.1:{port}/.well-known/jwks.json", **policy)
     return JWTVerifier.from_jwks(JWKS, **policy)
 
 
-def configure(port: int | None, tokens: list[str], auth: str = "jwt") -> None:
+def configure(
+    port: int | None, tokens: list[str], auth: str = "jwt", token_cache: bool = True
+) -> None:
     """Register the hooks, verifying with the JWKS of the server on *port*.
 
     With *auth* ``"presence"`` any non-empty token passes, as in the reference
@@ -94,7 +112,8 @@ def configure(port: int | None, tokens: list[str], auth: str = "jwt") -> None:
     if auth == "presence":
         party.before_request(require_bearer)
         return
-    verifier = MappedVerifier(jwks_source(port), {t: mint(f"user-{t}") for t in tokens})
+    tokens_to_jwts = {t: mint(f"user-{t}") for t in tokens}
+    verifier = MappedVerifier(jwks_source(port, token_cache), tokens_to_jwts)
     party.before_connect(before_connect_hook(verifier))
     party.before_request(before_request_hook(verifier))
 
@@ -159,6 +178,11 @@ def main(argv: list[str] | None = None) -> None:
         help="jwt: RS256 verification (default); presence: any token, like the references",
     )  # fmt: skip
     parser.add_argument(
+        "--token-cache", choices=["on", "off"], default="on",
+        help="off: verify every token in full, even one seen before",
+    )  # fmt: skip
+    parser.add_argument("--key-file", help="sign and verify with this RSA private key (PEM)")
+    parser.add_argument(
         "--access-log", action="store_true", help="log each request (off, like the references)"
     )
     parser.add_argument(
@@ -167,7 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.metrics:
         os.environ["PARTYDECO_METRICS"] = "1"  # read when the server starts
-    configure(args.port, args.token or ["bench-token"], args.auth)
+    if args.key_file:
+        use_key(args.key_file)
+    configure(args.port, args.token or ["bench-token"], args.auth, args.token_cache == "on")
     if args.server == "uvicorn":
         import uvicorn
 
@@ -183,4 +209,6 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main(sys.argv[1:])
 elif os.environ.get("PORT"):  # ``uvicorn app:party``: configure from the environment
+    if os.environ.get("BENCH_KEY_FILE"):
+        use_key(os.environ["BENCH_KEY_FILE"])
     configure(int(os.environ["PORT"]), os.environ.get("BENCH_TOKENS", "bench-token").split(","))

@@ -4,12 +4,15 @@
 //   node bench/loadgen.mjs SCENARIO --port PORT [--key value ...]
 //
 // Scenarios: check | fanout | echo | connect | http | rooms (see OPTIONS below).
+// With --freshkey PEM, connect and http sign a new RS256 JWT for every connect or
+// request (before the clock starts), so a server cannot reuse a verification.
 // No dependencies: the WebSocket client is written here on node:net, so that
 // the load generator spends its CPU on the workload and nothing else. Every
 // message is checked; any mismatch is counted in "errors" and the exit code is 1.
 
 import net from 'node:net';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 const OPTIONS = {
@@ -30,6 +33,10 @@ const OPTIONS = {
   rooms: 10, // connect: rooms to spread over; rooms: rooms
   perroom: 3, // rooms: clients per room
   requests: 5000, // http: requests
+  freshkey: '', // connect, http: RSA private key (PEM file) to sign a new token per connect/request
+  issuer: 'https://bench.partydeco.invalid', // the fresh tokens' iss (bench/app.py's)
+  audience: 'partydeco-bench', // the fresh tokens' aud (bench/app.py's)
+  kid: 'bench-1', // the fresh tokens' kid (bench/app.py's)
 };
 
 function parseArgs(argv) {
@@ -151,9 +158,9 @@ class Client {
   }
 }
 
-function roomPath(opts, room, withToken = true) {
+function roomPath(opts, room, withToken = true, token = opts.token) {
   const id = randomBytes(8).toString('hex');
-  const q = withToken ? `&token=${encodeURIComponent(opts.token)}` : '';
+  const q = withToken ? `&token=${encodeURIComponent(token)}` : '';
   return `/parties/${opts.party}/${encodeURIComponent(room)}?_pk=${id}${q}`;
 }
 
@@ -325,12 +332,12 @@ async function counter(opts, errors) {
 }
 
 // Open, wait for hello, close cleanly (the server's close frame must come back).
-function connectOnce(opts, room) {
+function connectOnce(opts, room, token) {
   return new Promise((resolve) => {
     const t0 = clock();
     let hello = 0;
     const timer = setTimeout(() => { client.sock.destroy(); resolve('timeout'); }, 10000);
-    const client = new Client(opts, roomPath(opts, room), {
+    const client = new Client(opts, roomPath(opts, room, true, token), {
       onOpen: (err) => { if (err) { clearTimeout(timer); resolve(err); } },
       onText: (text) => {
         if (hello) return;
@@ -354,11 +361,26 @@ async function lanes(n, concurrency, one) {
   await Promise.all(Array.from({ length: Math.min(n, concurrency) }, lane));
 }
 
+// RS256 JWTs signed with the --freshkey key, one per use, each with its own sub.
+function freshTokens(opts, n) {
+  if (!opts.freshkey) return null;
+  const key = createPrivateKey(readFileSync(opts.freshkey));
+  const b64url = (text) => Buffer.from(text).toString('base64url');
+  const head = b64url(JSON.stringify({ alg: 'RS256', kid: opts.kid }));
+  const now = Math.floor(Date.now() / 1000);
+  return Array.from({ length: n }, (_, i) => {
+    const claims = { iss: opts.issuer, aud: opts.audience, sub: `user-${tag}-${i}`, iat: now, exp: now + 3600 };
+    const input = `${head}.${b64url(JSON.stringify(claims))}`;
+    return `${input}.${sign('sha256', Buffer.from(input), key).toString('base64url')}`;
+  });
+}
+
 async function connections(opts, errors) {
   const lat = [];
+  const tokens = freshTokens(opts, opts.connections);
   const cpu0 = process.cpuUsage(); const t0 = clock();
   await lanes(opts.connections, opts.concurrency, async (i) => {
-    const r = await connectOnce(opts, `connect-${tag}-${i % opts.rooms}`);
+    const r = await connectOnce(opts, `connect-${tag}-${i % opts.rooms}`, tokens ? tokens[i] : opts.token);
     if (typeof r === 'number') lat.push(r); else errors.add(r);
   });
   return { count: lat.length, seconds: (clock() - t0) / 1000, lat, cpu: process.cpuUsage(cpu0) };
@@ -368,11 +390,16 @@ async function connections(opts, errors) {
 class HttpLane {
   constructor(opts, path, auth) {
     this.opts = opts;
-    this.request = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${opts.host}:${opts.port}\r\n` +
-      (auth ? `Authorization: Bearer ${opts.token}\r\n` : '') + '\r\n', 'latin1');
+    this.head = `GET ${path} HTTP/1.1\r\nHost: ${opts.host}:${opts.port}\r\n`;
+    this.request = this.build(auth ? opts.token : null);
     this.sock = null; this.buf = null; this.done = null;
   }
-  get() {
+  build(token) {
+    return Buffer.from(this.head + (token ? `Authorization: Bearer ${token}\r\n` : '') + '\r\n', 'latin1');
+  }
+  // One GET; with a token, that token instead of the lane's own.
+  get(token) {
+    const request = token ? this.build(token) : this.request;
     return new Promise((resolve) => {
       this.done = resolve; this.buf = null;
       if (!this.sock || this.sock.destroyed) {
@@ -382,7 +409,7 @@ class HttpLane {
         sock.on('error', () => {});
         sock.on('close', () => { if (sock === this.sock) { this.sock = null; this.finish('connection closed', 0, ''); } });
       }
-      this.sock.write(this.request);
+      this.sock.write(request);
     });
   }
   finish(err, status, body) { const done = this.done; this.done = null; if (done) done({ err, status, body }); }
@@ -416,12 +443,13 @@ async function http(opts, errors) {
   const path = `/parties/${opts.party}/${room}`;
   const pool = Array.from({ length: opts.concurrency }, () => new HttpLane(opts, path, true));
   const lat = [];
+  const tokens = freshTokens(opts, opts.requests);
   const cpu0 = process.cpuUsage(); const t0 = clock();
   let free = pool.slice();
-  await lanes(opts.requests, opts.concurrency, async () => {
+  await lanes(opts.requests, opts.concurrency, async (i) => {
     const lane = free.pop();
     const t = clock();
-    const r = await lane.get();
+    const r = await lane.get(tokens ? tokens[i] : undefined);
     const bad = checkInfo(room, r);
     if (bad) errors.add(bad); else lat.push(clock() - t);
     free.push(lane);

@@ -8,6 +8,11 @@ order. Prints the best rate per server, its ratio to the baseline (minimal
 Quart), the range of that ratio over the rounds, p50/p99 latencies, and the
 target ratios. Any error in any message fails the run.
 
+The ``-fresh`` workloads send a new RS256 JWT on every connect or request (signed
+by the load generator, before the clock starts, with a key written to the results
+directory that partydeco's servers also get): nothing a server remembers about a
+token helps. The plain ``connect`` and ``http`` reuse one token, as real clients do.
+
 Requires node (no npm packages). Results also go to ``bench/results/`` as JSON.
 
     python bench/run.py                         # ~4 min on 2 cores
@@ -37,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
 
-#: name -> (command, description); {port} is filled in.
+#: name -> (command, description); {port} and {keyfile} are filled in.
 SERVERS: dict[str, tuple[list[str], str]] = {
     "quart": ([PY, "bench/refs.py", "quart", "--port", "{port}"], "minimal Quart on Hypercorn"),
     "asgi-hypercorn": (
@@ -48,10 +53,17 @@ SERVERS: dict[str, tuple[list[str], str]] = {
         [PY, "bench/refs.py", "asgi", "--uvloop", "--port", "{port}"],
         "bare ASGI app on Hypercorn with uvloop",
     ),
-    "partydeco": ([PY, "bench/app.py", "--port", "{port}"], "bench/app.py on Hypercorn"),
+    "partydeco": (
+        [PY, "bench/app.py", "--key-file", "{keyfile}", "--port", "{port}"],
+        "bench/app.py on Hypercorn",
+    ),
     "partydeco-metrics": (
-        [PY, "bench/app.py", "--metrics", "--port", "{port}"],
+        [PY, "bench/app.py", "--metrics", "--key-file", "{keyfile}", "--port", "{port}"],
         "bench/app.py on Hypercorn with Prometheus metrics on",
+    ),
+    "partydeco-nocache": (
+        [PY, "bench/app.py", "--token-cache", "off", "--key-file", "{keyfile}", "--port", "{port}"],
+        "bench/app.py on Hypercorn, every token verified in full (no token cache)",
     ),
     "partydeco-noauth": (
         [PY, "bench/app.py", "--auth", "presence", "--port", "{port}"],
@@ -62,7 +74,7 @@ SERVERS: dict[str, tuple[list[str], str]] = {
         "Starlette on Uvicorn",
     ),
     "partydeco-uvicorn": (
-        [PY, "bench/app.py", "--server", "uvicorn", "--port", "{port}"],
+        [PY, "bench/app.py", "--server", "uvicorn", "--key-file", "{keyfile}", "--port", "{port}"],
         "bench/app.py on Uvicorn",
     ),
 }
@@ -70,7 +82,7 @@ BASELINE = "quart"
 #: The checkout each server runs from (with it on PYTHONPATH); this one unless --against.
 ROOTS: dict[str, Path] = {}
 
-#: name -> loadgen arguments at scale 1.
+#: name -> loadgen arguments at scale 1; {keyfile} is filled in.
 SCENARIOS: dict[str, tuple[list[str], str]] = {
     "fanout50": (
         ["fanout", "--receivers", "50", "--messages", "1000"],
@@ -86,9 +98,20 @@ SCENARIOS: dict[str, tuple[list[str], str]] = {
     ),
     "connect": (
         ["connect", "--connections", "1000", "--concurrency", "16"],
-        "connects with token, 16 in flight (connects/s)",
+        "connects with one token reused, 16 in flight (connects/s)",
     ),
-    "http": (["http", "--requests", "5000", "--concurrency", "16"], "HTTP GET with Bearer (req/s)"),
+    "connect-fresh": (
+        ["connect", "--connections", "1000", "--concurrency", "16", "--freshkey", "{keyfile}"],
+        "connects with a new token each, 16 in flight (connects/s)",
+    ),
+    "http": (
+        ["http", "--requests", "5000", "--concurrency", "16"],
+        "HTTP GET with one Bearer token reused (req/s)",
+    ),
+    "http-fresh": (
+        ["http", "--requests", "2000", "--concurrency", "16", "--freshkey", "{keyfile}"],
+        "HTTP GET with a new Bearer token each (req/s)",
+    ),
     "rooms": (
         ["rooms", "--rooms", "1000", "--perroom", "3", "--messages", "10"],
         "1,000 rooms x 3 clients (deliveries/s)",
@@ -109,8 +132,14 @@ TARGETS = [
     ("fan-out 50 vs bare ASGI on Hypercorn", "fanout50", "partydeco", "asgi-hypercorn", 0.9),
     ("fan-out 500 vs bare ASGI on Hypercorn", "fanout500", "partydeco", "asgi-hypercorn", 0.9),
     ("echo vs bare ASGI on Hypercorn", "echo", "partydeco", "asgi-hypercorn", 0.9),
-    ("RS256 connects vs bare ASGI (no auth)", "connect", "partydeco", "asgi-hypercorn", 0.9),
-    ("HTTP via on_request vs minimal Quart", "http", "partydeco", "quart", 1.5),
+    (
+        "RS256 connects, reused token, vs bare ASGI (no auth)",
+        "connect",
+        "partydeco",
+        "asgi-hypercorn",
+        0.9,
+    ),
+    ("RS256 HTTP, reused token, vs minimal Quart", "http", "partydeco", "quart", 1.5),
     ("Uvicorn fan-out 50 vs Starlette", "fanout50", "partydeco-uvicorn", "starlette-uvicorn", 0.9),
     (
         "Uvicorn fan-out 500 vs Starlette",
@@ -131,6 +160,16 @@ def against(directory: Path) -> str:
     SERVERS[name] = ([PY, "bench/app.py", "--port", "{port}"], f"bench/app.py of {directory}")
     ROOTS[name] = directory
     return name
+
+
+def takes_fresh_tokens(name: str) -> bool:
+    """Whether server *name* accepts the tokens the ``-fresh`` workloads sign.
+
+    The reference servers and ``--auth presence`` accept any token; a bench app
+    verifies them only when it was given the key they are signed with.
+    """
+    command = SERVERS[name][0]
+    return "bench/app.py" not in command or "presence" in command or "{keyfile}" in command
 
 
 def free_port() -> int:
@@ -166,10 +205,35 @@ class Server:
                 self.process.wait()
 
 
+def write_key(path: Path) -> None:
+    """A fresh RSA private key (PEM) for the servers to verify and the load generator to sign."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def fill(args: list[str], **values: object) -> list[str]:
+    """*args* with each ``{name}`` replaced by its value."""
+    out = []
+    for arg in args:
+        for name, value in values.items():
+            arg = arg.replace("{" + name + "}", str(value))
+        out.append(arg)
+    return out
+
+
 def start(name: str, results: Path, pin: str | None) -> Server:
     """Start server *name* on a free port and wait until it accepts connections."""
     port = free_port()
-    command = [part.replace("{port}", str(port)) for part in SERVERS[name][0]]
+    command = fill(SERVERS[name][0], port=port, keyfile=results / "bench-key.pem")
     if pin and shutil.which("taskset"):
         command = ["taskset", "-c", pin, *command]
     log = results / f"{name}.log"
@@ -260,6 +324,7 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     results = HERE / "results" / stamp
     results.mkdir(parents=True, exist_ok=True)
+    write_key(results / "bench-key.pem")
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     servers: dict[str, Server] = {}
@@ -282,13 +347,14 @@ def main() -> None:
                 order = names[round_ % len(names) :] + names[: round_ % len(names)]
                 if scenario in PARTYDECO_ONLY:
                     order = [n for n in order if n.startswith("partydeco")]
+                if scenario.endswith("-fresh"):
+                    order = [n for n in order if takes_fresh_tokens(n)]
                 for name in order:
                     server = servers[name]
                     time.sleep(args.pause)
                     cpu0, t0 = cpu_seconds(server.process.pid), time.monotonic()
-                    result = loadgen(
-                        scaled(SCENARIOS[scenario][0], args.scale), server.port, pin_lg
-                    )
+                    workload = fill(SCENARIOS[scenario][0], keyfile=results / "bench-key.pem")
+                    result = loadgen(scaled(workload, args.scale), server.port, pin_lg)
                     elapsed = time.monotonic() - t0
                     result["server_cpu_avg"] = (cpu_seconds(server.process.pid) - cpu0) / elapsed
                     result["round"] = round_

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.support import start_process
+from tests.support import ROOT, start_process
 
 
 async def test_the_bench_app_speaks_the_harness_protocol_with_verified_tokens() -> None:
@@ -47,5 +50,32 @@ async def test_the_bench_app_speaks_the_harness_protocol_with_verified_tokens() 
             response = await http.get("/parties/main/smoke", headers=headers)
             assert response.status_code == 401
         await http.aclose()
+    finally:
+        server.stop()
+
+
+def test_the_load_generator_can_send_a_new_verified_token_every_time(tmp_path: Path) -> None:
+    from bench.run import write_key
+
+    key = tmp_path / "bench-key.pem"
+    write_key(key)
+    server = start_process(
+        ["bench/app.py", "--key-file", str(key)], ready_path="/.well-known/jwks.json"
+    )
+    try:
+
+        def run(*args: str) -> dict[str, Any]:
+            command = ["node", "bench/loadgen.mjs", *args, "--port", str(server.port)]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
+            return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+        fresh = ["--freshkey", str(key)]
+        connects = run("connect", "--connections", "20", "--concurrency", "4", *fresh)
+        requests = run("http", "--requests", "20", "--concurrency", "4", *fresh)
+        assert (connects["errors"], connects["count"]) == (0, 20), connects
+        assert (requests["errors"], requests["count"]) == (0, 20), requests
+        # the tokens are really checked: the wrong audience is refused, every time
+        refused = run("connect", "--connections", "4", "--audience", "elsewhere", *fresh)
+        assert refused["error_kinds"] == ["handshake refused: HTTP 401 (x4)"], refused
     finally:
         server.stop()
