@@ -443,6 +443,14 @@ def report(
                 cell = cells.get((scenario, name))
                 row.append("-" if cell is None else show(cell.best))
             lines.append("| " + " | ".join(row) + " |")
+    if "partydeco" in names and "partydeco-nocache" in names:
+        lines += ["", "partydeco with / without its token cache (median of per-round ratios):", ""]
+        lines += ["| workload | ratio |", "|---|---|"]
+        for scenario in scenarios:
+            spread = ratios(cells, scenario, "partydeco", "partydeco-nocache")
+            if spread:
+                median = statistics.median(spread)
+                lines.append(f"| {scenario} | {median:.2f} [{min(spread):.2f}-{max(spread):.2f}] |")
     rows = []
     for label, target, name, ref, goal in TARGETS:
         # "*": the comparison holds for every workload (another checkout of partydeco)

@@ -107,6 +107,10 @@ class RemoteJWKS:
         max_age: seconds a fetched key set is used before it is refetched.
         timeout: seconds allowed for a whole fetch.
         max_bytes: the largest JWKS body accepted.
+
+    Attributes:
+        generation: a number that changes whenever a refetch adds, removes or
+            replaces a key (see :class:`partydeco.auth.RotatingKeySource`).
     """
 
     def __init__(
@@ -128,7 +132,7 @@ class RemoteJWKS:
         self._issuer: str | None = None  # set by from_issuer: discover the JWKS URL first
         self._keys: KeySet | None = None
         self._kids: frozenset[str] = frozenset()
-        self._generation = 0  # bumped when the set of key objects changes
+        self.generation = 0
         self._fetched_at = float("-inf")  # monotonic time of the last successful fetch
         self._attempted_at = float("-inf")  # monotonic time the last fetch started
         self._inflight: asyncio.Task[None] | None = None
@@ -150,11 +154,6 @@ class RemoteJWKS:
     def symmetric(self) -> bool:
         """Always False: a remote JWKS never provides HMAC secrets."""
         return False
-
-    @property
-    def generation(self) -> int:
-        """A number that changes whenever a refetch adds, removes or replaces a key."""
-        return self._generation
 
     @property
     def fresh_until(self) -> float:
@@ -237,7 +236,7 @@ class RemoteJWKS:
             fetched = KeySet(keys)
         self._keys = fetched
         self._kids = frozenset(key.kid for key in fetched.keys if key.kid is not None)
-        self._generation += 1
+        self.generation += 1
 
     async def _discover(self) -> str:
         assert self._issuer is not None

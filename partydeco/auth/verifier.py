@@ -227,8 +227,9 @@ class JWTVerifier:
         # joserfc's time checks with the same integer "now": a hit refuses what a full
         # verification would, and the full verification below says exactly why
         now = int(self.clock())
-        if (entry.exp is None or entry.exp > now - self.leeway) and (
-            entry.not_before is None or entry.not_before <= now + self.leeway
+        leeway = self.leeway
+        if (entry.exp is None or entry.exp > now - leeway) and (
+            entry.not_before is None or entry.not_before <= now + leeway
         ):
             keys = self._rotating
             if keys is None or entry.generation == keys.generation or self._key_kept(entry, keys):
