@@ -438,8 +438,8 @@ async def test_reused_token_through_a_real_server_until_it_expires() -> None:
     async def whoami(request, _room):  # type: ignore[no-untyped-def]
         return {"user": request.headers.get("X-User-ID")}
 
-    short = mint(K_RSA, claims(exp=int(time.time()) + 3))  # valid for 2 to 3 s
     async with serve(app) as base:
+        short = mint(K_RSA, claims(exp=int(time.time()) + 3))  # valid for 2 to 3 s
         for transport in ("websocket", "http", "websocket", "http"):
             answer = await ask(base, transport, short)
             assert answer.status in (101, 200), answer
