@@ -89,7 +89,7 @@ class TokenCache(Generic[V]):
         verifier.cache.forget(token)                   # drop one token's result
         verifier.cache.clear()                         # or every result
 
-    Arguments:
+    Args:
         max_entries: how many tokens are remembered; the least recently used goes first.
         max_age: seconds an entry is kept at most, from when it was stored.
         clock: monotonic seconds (replaceable in tests).

@@ -28,9 +28,9 @@ from partydeco.auth import (
 )
 from partydeco.auth.cache import ClaimsSnapshot, token_digest
 from partydeco.auth.keys import import_jwks
-from tests.auth_cases import K_EC, K_RSA, POLICY, TRUSTED_JWKS
-from tests.authkit import StubResponse, StubServer, ask, claims, jwks, mint, rsa, wait_for
-from tests.helpers import serve
+from tests.support import serve
+from tests.support.auth_cases import K_EC, K_RSA, POLICY, TRUSTED_JWKS
+from tests.support.authkit import StubResponse, StubServer, ask, claims, jwks, mint, rsa, wait_for
 
 NOW = 1_800_000_000
 
@@ -155,7 +155,7 @@ async def test_a_reused_token_is_verified_once_and_gets_the_same_claims() -> Non
 
 
 async def test_hs256_tokens_are_cached_too() -> None:
-    from tests.authkit import SECRET
+    from tests.support.authkit import SECRET
 
     verifier = JWTVerifier.from_secret(SECRET, audience=POLICY["audience"])
     token = auth.issue_token(SECRET, "alice", audience=POLICY["audience"])
