@@ -53,13 +53,15 @@ class ClaimsSnapshot:
 
     def __init__(self, claims: dict[str, Any]) -> None:
         self._claims = claims
-        nested: list[str] = []
-        shallow: list[str] = []
+        self._nested: tuple[str, ...] = ()
+        self._shallow: tuple[str, ...] = ()
         for name, value in claims.items():
-            if type(value) is dict or type(value) is list:
-                (nested if _holds_containers(value) else shallow).append(name)
-        self._nested = tuple(nested)
-        self._shallow = tuple(shallow)
+            kind = type(value)
+            if kind is dict or kind is list:
+                if _holds_containers(value):
+                    self._nested += (name,)
+                else:
+                    self._shallow += (name,)
 
     def copy(self) -> dict[str, Any]:
         """A new dict equal to the snapshot, sharing nothing mutable with it."""
@@ -76,8 +78,11 @@ class ClaimsSnapshot:
 
 
 def _holds_containers(value: dict[str, Any] | list[Any]) -> bool:
-    items = value.values() if type(value) is dict else value
-    return any(type(item) in (dict, list) for item in items)
+    for item in value.values() if type(value) is dict else value:
+        kind = type(item)
+        if kind is dict or kind is list:
+            return True
+    return False
 
 
 class TokenCache(Generic[V]):
@@ -142,8 +147,9 @@ class TokenCache(Generic[V]):
         if not lifetime > 0:
             return
         entries = self._entries
+        if digest in entries:
+            entries.move_to_end(digest)
         entries[digest] = (self.clock() + lifetime, value)
-        entries.move_to_end(digest)
         while len(entries) > self.max_entries:
             entries.popitem(last=False)
 

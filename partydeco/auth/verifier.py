@@ -299,15 +299,18 @@ class JWTVerifier:
         key source no longer than the source's keys are current: past that, a
         full verification lets the source fetch its keys again.
         """
-        exp = snapshot.get("exp")
-        times = [value for value in (snapshot.get("nbf"), snapshot.get("iat")) if value is not None]
+        exp, nbf, iat = snapshot.get("exp"), snapshot.get("nbf"), snapshot.get("iat")
+        not_before = iat if nbf is None or (iat is not None and iat > nbf) else nbf
         ttl = cache.max_age
         if exp is not None:
-            ttl = min(ttl, _seconds_until(exp + self.leeway, self.clock()))
+            left = _seconds_until(exp + self.leeway, self.clock())
+            if left < ttl:
+                ttl = left
         if self._rotating is not None:
-            ttl = min(ttl, self._rotating.fresh_until - time.monotonic())
-        entry = _Verified(snapshot, exp, max(times, default=None), key, generation)
-        cache.store(digest, entry, ttl)
+            left = self._rotating.fresh_until - time.monotonic()
+            if left < ttl:
+                ttl = left
+        cache.store(digest, _Verified(snapshot, exp, not_before, key, generation), ttl)
 
     def _check_shape(self, token: str) -> dict[str, Any]:
         """Cheap checks before any key lookup; returns the (unverified) header."""
