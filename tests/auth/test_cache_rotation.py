@@ -11,9 +11,9 @@ import pytest
 from partydeco import App, Party, auth
 from partydeco.auth import BadSignature, InvalidToken, JWTVerifier, KeyNotFound, RemoteJWKS
 from partydeco.auth.cache import token_digest
-from tests.support import serve
+from tests.support import eventually, serve
 from tests.support.auth_cases import K_EC, K_RSA, POLICY
-from tests.support.authkit import StubResponse, StubServer, ask, claims, jwks, mint, rsa, wait_for
+from tests.support.authkit import StubResponse, StubServer, ask, claims, jwks, mint, rsa
 from tests.support.token_cache import counting_verifier
 
 # -- key rotation ------------------------------------------------------------------------
@@ -45,7 +45,7 @@ async def test_rotation_that_drops_a_key_invalidates_its_cached_tokens() -> None
         async def new_key_in_use() -> bool:
             return await accepted(verifier, mint(new))  # an unknown kid makes it refetch
 
-        await wait_for(new_key_in_use)
+        await eventually(new_key_in_use)
         assert verifier.cache is not None
         assert verifier.cache.lookup(token_digest(cached)) is not None  # not yet looked at
         with pytest.raises(KeyNotFound):
@@ -68,7 +68,7 @@ async def test_rotation_that_keeps_a_key_keeps_its_cached_tokens() -> None:
         async def new_key_in_use() -> bool:
             return await accepted(verifier, mint(new))
 
-        await wait_for(new_key_in_use)
+        await eventually(new_key_in_use)
         assert keys.generation != generation
         assert verifier.cache is not None
         entry = verifier.cache.lookup(token_digest(cached))
@@ -89,7 +89,7 @@ async def test_a_key_replaced_under_the_same_kid_invalidates_its_tokens() -> Non
             await accepted(verifier, mint(rsa("unknown")))  # an unknown kid makes it refetch
             return idp.hits(JWKS_PATH) >= 2
 
-        await wait_for(refetched)
+        await eventually(refetched)
         with pytest.raises(BadSignature):
             await verifier.verify(cached)
 
@@ -107,7 +107,7 @@ async def test_reused_token_alone_sees_its_key_dropped_after_max_age() -> None:
         async def refused() -> bool:
             return not await accepted(verifier, token)
 
-        await wait_for(refused)
+        await eventually(refused)
         with pytest.raises(KeyNotFound):
             await verifier.verify(token)
 
@@ -123,7 +123,7 @@ async def test_an_unchanged_refetch_keeps_the_generation() -> None:
             await keys.keyset(None)
             return idp.hits(JWKS_PATH) >= 3
 
-        await wait_for(refetched)
+        await eventually(refetched)
         assert keys.generation == generation
         again = await keys.keyset(None)
         assert all(keys.holds(key) for key in first.keys)
@@ -159,7 +159,7 @@ async def test_reused_token_through_a_real_server_until_it_expires() -> None:
         async def expired() -> bool:
             return (await ask(base, "websocket", short)).status == 401
 
-        await wait_for(expired, within=10)
+        await eventually(expired, timeout=10)
         for transport in ("websocket", "http"):
             answer = await ask(base, transport, short)
             assert answer.status == 401
