@@ -17,9 +17,9 @@ load generators send an opaque token (``bench-token``), so the app maps each
 ``--token`` to a JWT it minted for it at start-up; a token that is already a
 JWT is verified as it is. Every connect or request with the same token is
 answered from the verifier's token cache after the first (``--token-cache off``
-verifies each one in full); with ``--key-file`` the app signs with a given RSA
-key, so a load generator holding that key can send a new JWT every time
-(``bench/loadgen.mjs --freshkey``).
+verifies each one in full); with ``--key-file`` (or ``BENCH_KEY_FILE``) the app
+signs with a given RSA key, so a load generator holding that key can send a new
+JWT every time (``bench/loadgen.mjs --freshkey``).
 
 Usage::
 
@@ -59,7 +59,10 @@ app = App(
 party = app.party("main")
 
 KEY_PARAMETERS: Any = {"kid": "bench-1", "use": "sig", "alg": "RS256"}
-_key = RSAKey.generate_key(2048, parameters=KEY_PARAMETERS)
+if os.environ.get("BENCH_KEY_FILE"):  # a given key (and no random key generation at import)
+    _key = RSAKey.import_key(Path(os.environ["BENCH_KEY_FILE"]).read_bytes(), KEY_PARAMETERS)
+else:
+    _key = RSAKey.generate_key(2048, parameters=KEY_PARAMETERS)
 #: The public half, served at /.well-known/jwks.json.
 JWKS: dict[str, Any] = {"keys": [_key.as_dict(private=False)]}
 
@@ -209,6 +212,4 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main(sys.argv[1:])
 elif os.environ.get("PORT"):  # ``uvicorn app:party``: configure from the environment
-    if os.environ.get("BENCH_KEY_FILE"):
-        use_key(os.environ["BENCH_KEY_FILE"])
     configure(int(os.environ["PORT"]), os.environ.get("BENCH_TOKENS", "bench-token").split(","))
