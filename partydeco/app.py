@@ -7,6 +7,7 @@ An :class:`App` only holds what is registered on it. What serving it takes
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -17,6 +18,7 @@ from quart import Quart
 
 from .appstack import default_app as default_app
 from .appstack import pop, push
+from .blocking import SLOW_HANDLER_SECONDS, dev_mode
 from .closecodes import GOING_AWAY
 from .config import PARTY_OPTIONS, Config
 from .cron import CronJob, Schedule, check_cron_name
@@ -27,6 +29,7 @@ from .routing import MAIN
 from .server.asgi import ASGIEntry
 from .server.run import run
 from .server.static import StaticFiles
+from .signatures import check_handler
 
 if TYPE_CHECKING:
     from quart.testing import QuartClient
@@ -92,13 +95,17 @@ class App:
 
         Raises:
             SetupError: the app already started serving.
+            HandlerSignatureError: partydeco cannot call *f* as a *kind* handler (it
+                takes other arguments, or it is a generator function).
             ValueError: *kind* is unknown or *f* is not callable.
         """
         self._check_setup(f"register {kind} for party {party!r}")
         if kind not in KINDS:
             raise ValueError(f"unknown handler kind {kind!r}; expected one of {', '.join(KINDS)}")
         if not callable(f):
-            raise ValueError(f"{kind} handler must be callable, not {f!r}")
+            hint = " (pass the function itself, not a call of it)" if inspect.isawaitable(f) else ""
+            raise ValueError(f"{kind} handler must be callable, not {f!r}{hint}")
+        check_handler(kind, f)
         handlers = self.handlers.get(party)
         if handlers is None:
             handlers = self.handlers[party] = PartyHandlers()
@@ -182,7 +189,9 @@ class App:
                 cannot decode); nothing is frozen then.
         """
         if self._dispatch is None:
-            self._dispatch = freeze(self.handlers)
+            # dev mode reports handlers that block the event loop
+            slow = SLOW_HANDLER_SECONDS if dev_mode() else None
+            self._dispatch = freeze(self.handlers, slow)
         return self._dispatch
 
     @property

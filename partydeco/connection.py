@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -16,12 +16,34 @@ if TYPE_CHECKING:
     from .request import Request
     from .room import Room
 
-__all__ = ["ConnectContext", "Connection"]
+__all__ = ["QUEUED", "ConnectContext", "Connection", "Queued"]
 
 _state_encoder = msgspec.json.Encoder()
 
 # RFC 6455 codes an endpoint may put in a close frame (1004-1006 and 1015 are reserved).
 _SENDABLE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015)))
+
+
+class Queued:
+    """What ``send``, ``broadcast`` and ``close`` return: the frame is already queued.
+
+    They need no ``await``. Code written for ``await websocket.send(...)`` (Quart,
+    Starlette, websockets) works too: awaiting the result returns at once, without
+    waiting for the client to receive anything.
+    """
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # a generator that ends at once: ``await`` returns without suspending
+
+    def __repr__(self) -> str:
+        return "<Queued>"
+
+
+#: The one :class:`Queued` instance.
+QUEUED = Queued()
 
 
 class ConnectContext:
@@ -109,13 +131,17 @@ class Connection:
         self._state = new
         return new
 
-    def send(self, message: Any) -> None:
-        """Queue a message for this client.
+    def send(self, message: Any) -> Queued:
+        """Queue a message for this client; no ``await`` needed.
 
         ``str`` goes as a text frame, ``bytes`` as a binary frame, anything else
         is encoded as JSON text with msgspec. Sending on a closed connection
         does nothing. While a storage write of the room is in flight, the frame
         waits until the write is durable (see :mod:`partydeco.gate`).
+
+        Returns:
+            :data:`QUEUED`: ``await connection.send(...)`` works too and returns at
+            once (see :class:`Queued`).
         """
         frame = encode_frame(message)
         gate = self.room.gate
@@ -123,9 +149,12 @@ class Connection:
             gate.hold(partial(self.sink.put, frame))
         else:
             self.sink.put(frame)
+        return QUEUED
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
+    def close(self, code: int = 1000, reason: str = "") -> Queued:
         """Close the connection after what was already queued is sent.
+
+        Like :meth:`send` it returns at once; awaiting the result works too.
 
         Args:
             code: 1000, a protocol code a server may send (1001-1003, 1007-1014:
@@ -147,6 +176,7 @@ class Connection:
             gate.hold(partial(self.sink.close, code, reason))
         else:
             self.sink.close(code, reason)
+        return QUEUED
 
     def __repr__(self) -> str:
         return f"<Connection {self.id!r} room={self.room.id!r}>"

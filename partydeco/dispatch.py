@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Union
 import msgspec
 from werkzeug.exceptions import HTTPException
 
+from .blocking import timed
 from .errors import SetupError
 from .request import Request
 from .response import Response
@@ -91,8 +92,12 @@ class PartyHandlers:
 class Call:
     """A handler ready to call: ``await call(*args)`` runs it, async or not.
 
+    A plain ``def`` runs on the event loop, like the rest of the room; if it returns
+    an awaitable (a synchronous wrapper around an ``async def``), that is awaited.
+
     Attributes:
-        fn: the function the user registered.
+        fn: the function the user registered (in dev mode, wrapped by
+            :func:`partydeco.blocking.timed`).
         is_async: whether its result must be awaited.
         decoder: for a typed ``on_message`` handler, the decoder of its message type.
     """
@@ -102,8 +107,14 @@ class Call:
     decoder: msgspec.json.Decoder[Any] | None = None
 
     @classmethod
-    def of(cls, fn: Callable[..., Any], typed: bool = False) -> Call:
+    def of(cls, fn: Callable[..., Any], typed: bool = False, slow: float | None = None) -> Call:
         """Prepare *fn*; *typed* asks for the message decoder of an ``on_message`` handler.
+
+        Args:
+            fn: the handler.
+            typed: whether to build the decoder of its message type.
+            slow: report runs that block the event loop longer than this (seconds);
+                dev mode sets it.
 
         Raises:
             TypeError: the message annotation cannot be resolved or decoded.
@@ -111,11 +122,14 @@ class Call:
         is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
         )
-        return cls(fn, is_async, _message_decoder(fn) if typed else None)
+        decoder = _message_decoder(fn) if typed else None
+        if slow is not None:
+            fn = timed(fn, is_async, slow)
+        return cls(fn, is_async, decoder)
 
     async def __call__(self, *args: Any) -> Any:
         result = self.fn(*args)
-        if self.is_async:
+        if self.is_async or (result is not None and inspect.isawaitable(result)):
             result = await result
         return result
 
@@ -145,21 +159,30 @@ class Dispatch:
     on_cron: tuple[CronJob, ...] = ()
 
     @classmethod
-    def freeze(cls, name: str, handlers: PartyHandlers) -> Dispatch:
-        """Prepare *handlers* for serving.
+    def freeze(cls, name: str, handlers: PartyHandlers, slow: float | None = None) -> Dispatch:
+        """Prepare *handlers* for serving; *slow* as in :meth:`Call.of`.
 
         Raises:
             TypeError: a typed ``on_message`` handler's message type cannot be decoded.
         """
         tables: dict[str, Any] = {
-            kind: tuple(Call.of(fn, typed=kind == "on_message") for fn in getattr(handlers, kind))
+            kind: tuple(
+                Call.of(fn, typed=kind == "on_message", slow=slow) for fn in getattr(handlers, kind)
+            )
             for kind in KINDS
         }
         return cls(name=name, **tables, on_cron=tuple(handlers.on_cron))
 
 
-def freeze(handlers: Mapping[str, PartyHandlers]) -> dict[str, Dispatch]:
+def freeze(
+    handlers: Mapping[str, PartyHandlers], slow: float | None = None
+) -> dict[str, Dispatch]:
     """Prepare every party's handlers for serving.
+
+    Args:
+        handlers: each party's handlers, by party name.
+        slow: report handler runs that block the event loop longer than this
+            (seconds); ``None`` (outside dev mode) calls handlers as registered.
 
     Raises:
         SetupError: a party's handler cannot be prepared; the message names the party.
@@ -167,7 +190,7 @@ def freeze(handlers: Mapping[str, PartyHandlers]) -> dict[str, Dispatch]:
     tables = {}
     for name, party in handlers.items():
         try:
-            tables[name] = Dispatch.freeze(name, party)
+            tables[name] = Dispatch.freeze(name, party, slow)
         except TypeError as exc:
             raise SetupError(f"party {name!r}: {exc}") from exc
     return tables

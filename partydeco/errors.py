@@ -12,7 +12,7 @@ The names used before 0.2 (``StateTooLarge``, ``BodyTooLarge``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 __all__ = [
@@ -20,8 +20,10 @@ __all__ = [
     "BodyTooLargeError",
     "ConnectionClosedError",
     "ConnectionIdConflictError",
+    "HandlerSignatureError",
     "HandshakeRefusedError",
     "InvalidMessageError",
+    "MissingExtraError",
     "PartydecoError",
     "ProjectExistsError",
     "ScaffoldError",
@@ -37,6 +39,62 @@ class PartydecoError(Exception):
 
 class SetupError(PartydecoError, RuntimeError):
     """The app was configured wrongly, or too late (after it started serving)."""
+
+
+class HandlerSignatureError(SetupError, TypeError):
+    """A handler cannot be called the way partydeco calls its kind; raised as it is
+    registered.
+
+    Attributes:
+        kind: the handler kind (``"on_message"``).
+        handler: the function registered.
+        expected: the signature partydeco expects, as Python (``async def relay(message,
+            sender)``).
+        where: where the handler is defined, ``file:line``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        handler: Callable[..., object],
+        expected: str,
+        where: str,
+    ) -> None:
+        self.kind = kind
+        self.handler = handler
+        self.expected = expected
+        self.where = where
+        super().__init__(message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kind={self.kind!r}, where={self.where!r})"
+
+
+class MissingExtraError(SetupError, ImportError):
+    """A part of partydeco needs a package that only one of its extras installs.
+
+    It is an ``ImportError`` too, so ``except ImportError`` keeps working.
+
+    Attributes:
+        feature: what needs the package (``"partydeco.client.PartySocket"``).
+        package: the missing package, as imported (``"websockets"``).
+        extra: the extra that installs it (``"client"``).
+    """
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.feature = feature
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the {package} package, which partydeco installs only with "
+            f"the {extra!r} extra: pip install 'partydeco[{extra}]'"
+        )
+        self.name = package
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(package={self.package!r}, extra={self.extra!r})"
 
 
 class StateTooLargeError(PartydecoError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 import uuid
@@ -15,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from .closecodes import INTERNAL_ERROR, REPLACED
 from .codec import encode_frame
-from .connection import ConnectContext, Connection
+from .connection import QUEUED, ConnectContext, Connection, Queued
 from .errors import (
     BodyTooLargeError,
     ConnectionIdConflictError,
@@ -140,12 +141,13 @@ class Room:
             if conn.open and (tag is None or tag in conn.tags):
                 yield conn
 
-    def broadcast(self, message: Any, without: Iterable[str] = ()) -> None:
+    def broadcast(self, message: Any, without: Iterable[str] = ()) -> Queued:
         """Send *message* to every open connection except the ids in *without*.
 
         The message is encoded once (see :meth:`Connection.send`) and written to
         each receiver at once, or queued behind a receiver whose socket is full;
-        it never waits for a slow receiver.
+        it never waits for a slow receiver. Like ``send``, it needs no ``await``;
+        awaiting the result works too and returns at once.
         """
         frame = encode_frame(message)
         event = send_event(frame)
@@ -156,10 +158,11 @@ class Room:
         if self.gate.writes:  # hold it until the writes in flight are durable
             sinks = [c.sink for c in self._connections.values() if c.id not in skip]
             self.gate.hold(partial(_put_all, sinks, frame, event))
-            return
+            return QUEUED
         for conn in self._connections.values():
             if conn.id not in skip:
                 conn.sink.put(frame, event)
+        return QUEUED
 
     @property
     def storage(self) -> RoomStorage:
@@ -333,7 +336,7 @@ class Room:
                 # What ``await call(arg, conn)`` does, without its coroutine: this runs
                 # once per frame, the one place where that cost shows.
                 result = call.fn(arg, conn)
-                if call.is_async:
+                if call.is_async or (result is not None and inspect.isawaitable(result)):
                     await result
             except Exception as exc:
                 await self.error(conn, exc)

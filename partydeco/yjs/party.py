@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any, NoReturn, TypeVar
 
 from partydeco import App, ConnectContext, Connection, Party, Room, SetupError, default_app
+from partydeco.signatures import check_handler
 
 from .awareness import Awareness
 from .document import ChangeHandler, Document
@@ -144,6 +145,7 @@ class YjsParty(Party):
                 return ctx.request.headers.get("X-Role") != "editor"
         """
         self._check_setup("read_only")
+        check_handler("read_only", f, ("connection", "ctx"))
         self._read_only.append(f)
         return f
 
@@ -167,6 +169,7 @@ class YjsParty(Party):
                     stats["words"] = words
         """
         self._check_setup("on_document_change")
+        check_handler("on_document_change", f, ("document",))
         self._change_handlers.append(f)
         return f
 
