@@ -12,9 +12,10 @@ from pathlib import Path
 
 from . import scaffold
 from .app import App, default_app
+from .errors import MissingExtraError
 from .observability import admin_cli
 from .party import Party
-from .server.run import RELOADER_ENV, supervise
+from .server.reload import RELOADER_ENV, supervise
 
 __all__ = ["load_app", "main"]
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("serve", "serve an app with Hypercorn"),
-        ("dev", "serve an app and restart it when a .py file changes"),
+        ("dev", "serve an app and restart it when one of its files changes"),
     ):
         cmd = commands.add_parser(name, help=help_text)
         cmd.add_argument("target", help="module:party, module, or path/to/app.py")
@@ -104,10 +105,24 @@ def main(argv: list[str] | None = None) -> None:
             child += ["--host", args.host]
         if args.port:
             child += ["--port", str(args.port)]
-        supervise(child)
+        try:
+            supervise(child, _watch_roots(args.target))
+        except MissingExtraError as error:
+            raise SystemExit(f"partydeco: {error}") from None
         return
     app = load_app(args.target)
     app.run(host=args.host, port=args.port, workers=getattr(args, "workers", 1))
+
+
+def _watch_roots(target: str) -> list[Path]:
+    """The working directory, and the folder of a target file when it is elsewhere."""
+    roots = [Path.cwd()]
+    module = target.partition(":")[0]
+    if module.endswith(".py") or os.sep in module:
+        folder = Path(module).resolve().parent
+        if not folder.is_relative_to(roots[0]):
+            roots.append(folder)
+    return roots
 
 
 def _new(directory: str | None, template: str, list_only: bool) -> None:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.datastructures import Headers
+from werkzeug.sansio.response import Response as WerkzeugResponse
 
 from .codec import encode_json
+from .signatures import location
 from .types import HeadersLike
 
-__all__ = ["Response", "to_response"]
+__all__ = ["Response", "answer", "to_response"]
+
+logger = logging.getLogger("partydeco")
 
 
 
@@ -74,17 +81,86 @@ class Response:
         return f"<Response {self.status} {len(self.body)} bytes>"
 
 
-def to_response(result: Any) -> Response:
+async def to_response(result: Any) -> Response:
     """Turn what an ``on_request`` handler returned into a :class:`Response`.
 
-    A ``Response`` is used as it is, ``str`` becomes ``text/plain``, ``bytes``
-    ``application/octet-stream``, and anything else is encoded as JSON.
+    What Quart's views may return works here too:
+
+    - a :class:`Response`, as it is;
+    - a Quart or Werkzeug response (``quart.jsonify(...)``, ``quart.Response``,
+      ``werkzeug.Response``): its status, headers and whole body;
+    - ``str`` as ``text/plain``, ``bytes`` as ``application/octet-stream``;
+    - a tuple ``(body, status)``, ``(body, headers)`` or ``(body, status, headers)``,
+      where *body* is any of these but a tuple;
+    - anything else is encoded as JSON (dict, list, ``msgspec.Struct``, ...).
 
     Raises:
-        TypeError: the value cannot be encoded as JSON.
+        TypeError: the value is none of these, or cannot be encoded as JSON.
     """
+    if isinstance(result, tuple):
+        return await _from_tuple(result)
+    return await _from_body(result)
+
+
+async def answer(result: Any, handler: Callable[..., Any]) -> Response:
+    """:func:`to_response` of what *handler* returned, or 500 and a log line naming the
+    handler when it returned something that is not an answer."""
+    try:
+        return await to_response(result)
+    except (TypeError, ValueError) as exc:
+        name = getattr(handler, "__qualname__", None) or repr(handler)
+        logger.error(
+            "on_request handler %s (%s) returned a %s partydeco cannot answer with: %s",
+            name, location(handler), type(result).__name__, exc,
+        )  # fmt: skip
+        return Response("Internal Server Error", 500)
+
+
+async def _from_body(result: Any) -> Response:
     if isinstance(result, Response):
         return result
     if isinstance(result, (str, bytes)):
         return Response(result)
+    if isinstance(result, WerkzeugResponse):
+        return await _from_werkzeug(result)
+    if result is None:
+        raise TypeError("a response body cannot be None")
     return Response.json(result)
+
+
+async def _from_werkzeug(result: WerkzeugResponse) -> Response:
+    data = result.get_data()  # type: ignore[attr-defined]
+    if inspect.isawaitable(data):  # Quart's responses read their body asynchronously
+        data = await data
+    headers = Headers([(k, v) for k, v in result.headers if k.lower() != "content-length"])
+    return Response(bytes(data), result.status_code, headers)
+
+
+async def _from_tuple(result: tuple[Any, ...]) -> Response:
+    status: Any = None
+    headers: Any = None
+    if len(result) == 3:
+        body, status, headers = result
+    elif len(result) == 2:
+        body, second = result
+        if isinstance(second, int):
+            status = second
+        else:
+            headers = second
+    else:
+        raise TypeError(
+            f"a tuple of {len(result)} items; return (body, status), (body, headers) "
+            "or (body, status, headers)"
+        )
+    if isinstance(body, tuple):
+        raise TypeError("the body of a (body, status, headers) tuple cannot be a tuple")
+    if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
+        raise TypeError(f"the status must be an int, not {type(status).__name__}")
+    response = await _from_body(body)
+    if status is not None:
+        if not 100 <= status <= 599:
+            raise ValueError(f"status must be an HTTP status code (100-599), not {status!r}")
+        response.status = status
+    if headers is not None:
+        response.headers.update(Headers(headers))
+    return response

@@ -26,7 +26,7 @@ from .errors import (
 )
 from .gate import Gate
 from .outbox import send_event
-from .response import Response, to_response
+from .response import Response, answer
 
 if TYPE_CHECKING:
     from .backplane.base import Sink
@@ -395,7 +395,7 @@ class Room:
             for call in self._dispatch.on_request:
                 result = await call(request, self)
                 if result is not None:
-                    return to_response(result)
+                    return await answer(result, call.fn)
         except HTTPException as exc:
             return Response(exc.description or exc.name, exc.code or 500)
         except BodyTooLargeError as exc:

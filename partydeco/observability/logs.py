@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = [
+    "TEXT_FORMAT",
     "JSONFormatter",
     "LogContext",
     "bind",
@@ -35,6 +36,10 @@ __all__ = [
     "unbind",
     "update",
 ]
+
+
+#: The text format of ``partydeco serve``'s lines: time, level, logger, message.
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +143,7 @@ def _trace_ids() -> tuple[str, str] | None:
 
 def configure(json_lines: bool, level: int = logging.INFO) -> None:
     """Set up the root logger for ``partydeco serve`` unless the program did already:
-    JSON lines with *json_lines*, else ``time logger message`` text."""
+    JSON lines with *json_lines*, else :data:`TEXT_FORMAT`."""
     root = logging.getLogger()
     if root.handlers:
         if json_lines:  # e.g. basicConfig by the app: keep its handlers, write JSON
@@ -149,6 +154,6 @@ def configure(json_lines: bool, level: int = logging.INFO) -> None:
     if json_lines:
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(level)

@@ -27,6 +27,8 @@ from .runtime import Runtime
 from .websocket import serve_websocket
 
 if TYPE_CHECKING:
+    from quart.ctx import AppContext
+
     from ..app import App
     from ..types import Receive, Scope, Send
 
@@ -48,6 +50,7 @@ class ASGIEntry:
         self.app = app
         self.runtime: Runtime | None = None
         self._quart_asgi = quart_asgi
+        self._context: AppContext | None = None
 
     def __repr__(self) -> str:
         return f"<ASGIEntry {self.app!r} {self.runtime!r}>"
@@ -59,10 +62,12 @@ class ASGIEntry:
             route = match(raw.decode("latin-1") if raw else scope["path"])
             if route is not None:
                 runtime = self.runtime or self._build()
-                if kind == "http":
-                    await serve_http(runtime, route, scope, receive, send)
-                else:
-                    await serve_websocket(runtime, route, scope, receive, send)
+                # handlers run in Quart's app context: current_app, g, jsonify, extensions
+                async with self.app.quart.app_context():
+                    if kind == "http":
+                        await serve_http(runtime, route, scope, receive, send)
+                    else:
+                        await serve_websocket(runtime, route, scope, receive, send)
                 return
             if kind == "http":  # partydeco's own URLs: metrics, probes, the admin API
                 own = self.runtime
@@ -120,17 +125,31 @@ class ASGIEntry:
             runtime = self.runtime = Runtime(self.app)
         if serving_with_hypercorn():
             apply_hypercorn_fixes(self.app.config.max_message_size)
-        await runtime.start()
-        await self.app.quart.startup()
+        # The tasks the runtime starts (alarms, idle unloading, the Redis backplane) run
+        # handlers too: they inherit this app context, which stays pushed while serving.
+        context = self.app.quart.app_context()
+        await context.push()
+        try:
+            await runtime.start()
+            await self.app.quart.startup()
+        except BaseException:
+            await context.pop(None)
+            raise
+        self._context = context
 
     async def stop(self) -> None:
         """Close every socket (1001), stop the runtime, then run ``after_serving`` hooks."""
         runtime = self.runtime
-        if runtime is not None:
-            await runtime.shutdown()
-            if runtime.state == "running":
-                await runtime.stop()
-        await self.app.quart.shutdown()
+        try:
+            if runtime is not None:
+                await runtime.shutdown()
+                if runtime.state == "running":
+                    await runtime.stop()
+            await self.app.quart.shutdown()
+        finally:
+            context, self._context = self._context, None
+            if context is not None:
+                await context.pop(None)
 
 
 def _require_asyncio() -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from ..observability import logs
 from ..observability.multiprocess import shared_directory, worker_exited
 from ..observability.settings import Settings
 from .hypercorn import apply as apply_hypercorn_fixes
+from .reload import RELOADER_ENV, supervise
 from .runtime import REDIS_ENV_VAR
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ logger = logging.getLogger("partydeco")
 #: and without any request header that could carry a credential.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 
-RELOADER_ENV = "PARTYDECO_RELOADER_CHILD"
 
 
 def hypercorn_config(
@@ -115,34 +114,38 @@ def run(
     """Serve *app* from the main thread until SIGINT or SIGTERM.
 
     With *reload*, a supervisor re-runs the program (*argv*, by default this
-    process's command line) whenever a ``.py`` file under the working directory
-    changes. With several *workers*, the port is bound once and shared by
-    forked worker processes.
+    process's command line) whenever one of the app's files changes (see
+    :mod:`partydeco.server.reload`). With several *workers*, the port is bound once
+    and shared by forked worker processes.
+
+    Raises:
+        SystemExit: the address is already in use (a one-line message saying so).
+        MissingExtraError: *reload* without watchfiles (the ``dev`` extra).
     """
     if reload and os.environ.get(RELOADER_ENV) != "1":
-        supervise(argv or [sys.executable, *sys.argv])
+        supervise(argv or [sys.executable, *sys.argv], _reload_roots())
         return
     settings = Settings.resolve(app.config)
     logs.configure(settings.json_logs)
     config = hypercorn_config(app, host, port, **options)
+    if workers > 1 and not hasattr(os, "fork"):
+        raise RuntimeError("workers > 1 needs os.fork (Linux or macOS)")
+    sockets = _bind(config)
     if workers <= 1:
-        _run_loop(serve(app, config))
+        _run_loop(serve(app, config, sockets=sockets))
         return
     # With metrics, the workers share prometheus-client's multiprocess directory.
     with shared_directory() if settings.metrics else contextlib.nullcontext():
-        _serve_workers(app, config, workers)
+        _serve_workers(app, config, workers, sockets)
 
 
-def _serve_workers(app: App, config: HypercornConfig, workers: int) -> None:
-    if not hasattr(os, "fork"):
-        raise RuntimeError("workers > 1 needs os.fork (Linux or macOS)")
+def _serve_workers(app: App, config: HypercornConfig, workers: int, sockets: Sockets) -> None:
     if not (app.config.redis_url or os.environ.get(REDIS_ENV_VAR)):
         logger.warning(
             "serving with %d worker processes: each holds its own rooms, so clients of "
             "one room may land in different processes (set PARTYDECO_REDIS_URL)",
             workers,
         )
-    sockets = config.create_sockets()
     children = []
     for _ in range(workers):
         pid = os.fork()
@@ -165,6 +168,19 @@ def _serve_workers(app: App, config: HypercornConfig, workers: int) -> None:
         worker_exited(child)
 
 
+def _bind(config: HypercornConfig) -> Sockets:
+    """Bind the configured addresses before anything starts; a busy port is one line."""
+    try:
+        return config.create_sockets()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        address = ", ".join(config.bind)
+        raise SystemExit(
+            f"partydeco: address already in use: {address} (set PORT or --port)"
+        ) from None
+
+
 def _run_loop(main: Awaitable[None]) -> None:
     try:
         import uvloop
@@ -174,42 +190,11 @@ def _run_loop(main: Awaitable[None]) -> None:
         uvloop.run(main)  # type: ignore[arg-type]
 
 
-def _snapshot(root: Path) -> dict[Path, float]:
-    stamps = {}
-    for path in root.rglob("*.py"):
-        if any(part.startswith(".") or part in ("venv", "node_modules") for part in path.parts):
-            continue
-        with contextlib.suppress(OSError):
-            stamps[path] = path.stat().st_mtime
-    return stamps
-
-
-def supervise(argv: list[str], root: Path | None = None, interval: float = 0.5) -> None:
-    """Run *argv* as a child and restart it whenever a ``.py`` file under *root* changes."""
-    root = root or Path.cwd()
-    env = {**os.environ, RELOADER_ENV: "1"}
-    stop = False
-
-    def on_signal(_signum: int, _frame: Any) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    while not stop:
-        stamps = _snapshot(root)
-        child = subprocess.Popen(argv, env=env)
-        while not stop and child.poll() is None and _snapshot(root) == stamps:
-            time.sleep(interval)
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        elif not stop:  # the child exited by itself: wait for a change before restarting
-            while not stop and _snapshot(root) == stamps:
-                time.sleep(interval)
-        if not stop:
-            print("partydeco: change detected, restarting", file=sys.stderr)
+def _reload_roots() -> list[Path]:
+    """The folders the reloader watches: the working directory, and the folder of the
+    program's script when it is elsewhere."""
+    roots = [Path.cwd()]
+    script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    if script is not None and script.is_file() and not script.parent.is_relative_to(roots[0]):
+        roots.append(script.parent)
+    return roots
