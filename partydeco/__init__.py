@@ -13,6 +13,7 @@ from .appstack import default_app
 from .config import Config
 from .connection import ConnectContext, Connection
 from .cron import Cron, CronLobby
+from .diagnostics import requires_env
 from .errors import (
     BodyTooLarge,
     BodyTooLargeError,
@@ -61,6 +62,7 @@ __all__ = [
     "closecodes",
     "default_app",
     "party",
+    "requires_env",
 ]
 
 __version__ = "0.1.0"

@@ -5,10 +5,11 @@ Run it with ``TOKEN=secret python examples/quickstart/app.py`` (or put
 ``ws://127.0.0.1:1999/parties/main/lobby?token=secret``.
 """
 
-from partydeco import Response, party
+from partydeco import Response, party, requires_env
 
 
 @party.before_connect
+@requires_env("TOKEN")  # a warning as the app starts when TOKEN is not set
 async def authenticate(request, lobby):
     expected = lobby.env.get("TOKEN")
     if not expected or request.args.get("token") != expected:

@@ -208,8 +208,11 @@ class RemoteJWKS:
             task.exception()  # retrieved: waiters may all have been cancelled
 
     async def _fetch(self) -> None:
+        url = self.url
         try:
-            url = self.url if self.url is not None else await self._discover()
+            if url is None:
+                url = self._discovery_url()
+                url = await self._discover()
             document = await fetch_json(url, timeout=self.timeout, max_bytes=self.max_bytes)
             if not isinstance(document, dict):
                 raise FetchError("JWKS is not a JSON object")
@@ -218,7 +221,8 @@ class RemoteJWKS:
             except ValueError as error:
                 raise FetchError(str(error)) from error
         except (FetchError, ValueError) as error:
-            logger.warning("JWKS fetch failed: %s", error)
+            what = "OpenID discovery" if url == self._discovery_url() else "JWKS fetch"
+            logger.warning("%s from %s failed: %s", what, url, error)
             raise JWKSUnavailableError() from error
         self._install(keys)
         self._fetched_at = time.monotonic()
@@ -238,9 +242,14 @@ class RemoteJWKS:
         self._kids = frozenset(key.kid for key in fetched.keys if key.kid is not None)
         self.generation += 1
 
+    def _discovery_url(self) -> str | None:
+        if self._issuer is None:
+            return None
+        return self._issuer.rstrip("/") + "/.well-known/openid-configuration"
+
     async def _discover(self) -> str:
-        assert self._issuer is not None
-        url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
+        url = self._discovery_url()
+        assert url is not None
         document = await fetch_json(url, timeout=self.timeout, max_bytes=self.max_bytes)
         if not isinstance(document, dict):
             raise FetchError("discovery document is not a JSON object")

@@ -3,7 +3,7 @@
 The secret lives in the environment (``lobby.env``, which includes ``.env``);
 the caller sends it as ``Authorization: Bearer <secret>`` (or in a header of
 your choice). When the secret is not configured every request is refused with
-500 and a log line, never accepted.
+500 and a log line, never accepted; and a warning says so as the app starts.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 
+from partydeco.diagnostics import requires_env
 from partydeco.request import Request
 from partydeco.response import Response
 from partydeco.room import Lobby
@@ -50,6 +51,7 @@ def require_shared_secret(
     """
     use_bearer = header.lower() == "authorization"
 
+    @requires_env(env_key)  # a missing secret is a warning as the app starts
     async def hook(request: Request, lobby: Lobby) -> Request | Response:
         expected = lobby.env.get(env_key, "")
         if not expected:

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from ..diagnostics import warn_missing_env
 from ..errors import SetupError
 from ..observability.settings import Settings
 from ..routing import match
@@ -116,6 +117,9 @@ class ASGIEntry:
     async def start(self) -> None:
         """Build and start the runtime, then run the Quart app's ``before_serving`` hooks.
 
+        Variables that handlers declared with :func:`~partydeco.requires_env` and
+        that are not set are logged as warnings first.
+
         Raises:
             SetupError: a handler or an option is wrong, or the event loop is not asyncio.
         """
@@ -130,6 +134,7 @@ class ASGIEntry:
         context = self.app.quart.app_context()
         await context.push()
         try:
+            warn_missing_env(self.app.handlers, runtime.env)
             await runtime.start()
             await self.app.quart.startup()
         except BaseException:

@@ -1,6 +1,7 @@
-"""Four fixes to Hypercorn's WebSocket handling, applied when Hypercorn serves partydeco.
+"""Five fixes to Hypercorn's WebSocket handling and access log, applied when Hypercorn
+serves partydeco.
 
-Each fix replaces or wraps one method of Hypercorn (0.17-0.18) or wsproto (1.2-1.3).
+Each fix replaces or wraps methods of Hypercorn (0.17-0.18) or wsproto (1.2-1.3).
 :func:`apply` installs them, once per process: the runner (``partydeco serve``,
 ``party.run()``) calls it before serving, and the ASGI entry at lifespan start-up
 when Hypercorn is the server (``hypercorn app:party``); never under Uvicorn or a
@@ -33,6 +34,13 @@ the fix is skipped with a warning, so a stale copy never replaces newer code.
    :func:`_read_data` keeps the same rule with one self-re-arming timer.
    Upstream: no report found; to report: "asyncio TCPServer._read_data: wait_for per
    read costs a task and a timer per read".
+5. ``access-once``: one access line per HTTP request, with its status. When a client
+   closes its connection after the whole body but before the app's last (empty) body
+   message, which Quart sends for streamed and file responses, Hypercorn logged
+   ``"GET /chat.js 1.1" - - 0.004s`` and often a second line when that message came.
+   With the fix the response is logged once, when the client leaves.
+   Upstream: no report found; to report: "http_stream: a StreamClosed during the
+   response logs '- -', then the response again".
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ import importlib
 import inspect
 import logging
 import sys
+import time
 import zlib
 from importlib import metadata
 from ssl import SSLError
@@ -235,6 +244,12 @@ KNOWN: dict[tuple[str, str, str], frozenset[str]] = {
     ("wsproto.connection", "Connection", "events"): frozenset(
         {"e160e0063efcaa86", "790f341e38ee95d6", "d8c1a8d1797aeb97"}
     ),
+    ("hypercorn.protocol.http_stream", "HTTPStream", "handle"): frozenset(
+        {"45bfc581e95a4336", "87b6528babeb7c8c"}
+    ),
+    ("hypercorn.protocol.http_stream", "HTTPStream", "_send_closed"): frozenset(
+        {"2e31fc7f8ddfaa62"}
+    ),
 }
 
 #: Which upstream methods each fix depends on.
@@ -249,9 +264,48 @@ FIXES: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
     "ping-stop": (("hypercorn.protocol.ws_stream", "WSStream", "_send_pings"),),
     "read-timer": (("hypercorn.asyncio.tcp_server", "TCPServer", "_read_data"),),
+    "access-once": (
+        ("hypercorn.protocol.http_stream", "HTTPStream", "handle"),
+        ("hypercorn.protocol.http_stream", "HTTPStream", "_send_closed"),
+    ),
 }
 
 _applied: dict[str, bool] = {}
+
+#: Set on an ``HTTPStream`` whose access line was written when its client left.
+_LOGGED = "_partydeco_access_logged"
+
+
+def _log_leaving_client(handle: Any) -> Any:
+    """``HTTPStream.handle``: a client leaving after the response started is logged with
+    that response (not ``- -``), and only then."""
+    from hypercorn.protocol.events import StreamClosed
+    from hypercorn.protocol.http_stream import ASGIHTTPState
+
+    async def patched(self: Any, event: Any) -> None:
+        if not (isinstance(event, StreamClosed) and self.state is ASGIHTTPState.RESPONSE):
+            await handle(self, event)
+            return
+        # Hypercorn's own branch for StreamClosed, but for the response it logs
+        self.closed = True
+        setattr(self, _LOGGED, True)
+        await self.config.log.access(self.scope, self.response, time.time() - self.start_time)
+        if self.app_put is not None:
+            await self.app_put({"type": "http.disconnect"})
+
+    return patched
+
+
+async def _send_closed(self: Any) -> None:
+    """``HTTPStream._send_closed``, which logs the response unless it was logged already."""
+    from hypercorn.protocol.events import EndBody, StreamClosed
+    from hypercorn.protocol.http_stream import ASGIHTTPState
+
+    await self.send(EndBody(stream_id=self.stream_id))
+    self.state = ASGIHTTPState.CLOSED
+    if not getattr(self, _LOGGED, False):
+        await self.config.log.access(self.scope, self.response, time.time() - self.start_time)
+    await self.send(StreamClosed(stream_id=self.stream_id))
 _original_read_data: Any = None
 
 
@@ -300,7 +354,7 @@ def apply(max_message_size: int) -> dict[str, bool]:
     apps in one process the largest limit applies to all of them.
     """
     from hypercorn.asyncio import tcp_server
-    from hypercorn.protocol import ws_stream
+    from hypercorn.protocol import http_stream, ws_stream
 
     if not _applied:
         global _original_read_data
@@ -314,6 +368,10 @@ def apply(max_message_size: int) -> dict[str, bool]:
         if _applied["read-timer"]:
             _original_read_data = tcp_server.TCPServer._read_data
             tcp_server.TCPServer._read_data = _read_data  # type: ignore[method-assign]
+        if _applied["access-once"]:
+            stream = http_stream.HTTPStream
+            stream.handle = _log_leaving_client(stream.handle)  # type: ignore[method-assign]
+            stream._send_closed = _send_closed  # type: ignore[method-assign]
         if _applied["bounded-inflation"]:
             BoundedPerMessageDeflate.max_message_size = max_message_size
             ws_stream.PerMessageDeflate = BoundedPerMessageDeflate  # type: ignore[attr-defined]
