@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from partydeco.extras import EXTRAS
 from tests.support import ROOT
 
 
@@ -38,12 +39,97 @@ def run_without(module: str, code: str, tmp_path: Path) -> subprocess.CompletedP
     )
 
 
-def test_client_without_websockets_names_the_extra(tmp_path: Path) -> None:
-    result = run_without("websockets", "from partydeco.client import PartySocket", tmp_path)
+def missing_extra(feature: str, package: str, extra: str) -> str:
+    return (
+        f"{feature} needs the {package} package, which partydeco installs only with the "
+        f"{extra!r} extra: pip install 'partydeco[{extra}]'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "code", "feature", "extra"),
+    [
+        (
+            "websockets",
+            "from partydeco.client import PartySocket",
+            "partydeco.client.PartySocket",
+            "client",
+        ),
+        ("pycrdt", "from partydeco import yjs", "partydeco.yjs", "yjs"),
+        (
+            "redis",
+            "from partydeco.storage.redis import RedisStorage",
+            "Redis storage (partydeco.storage.redis)",
+            "redis",
+        ),
+        (
+            "redis",
+            "import partydeco.backplane.redis",
+            "the Redis backplane (partydeco.backplane.redis)",
+            "redis",
+        ),
+    ],
+)
+def test_importing_a_part_without_its_extra_names_the_extra(
+    module: str, code: str, feature: str, extra: str, tmp_path: Path
+) -> None:
+    result = run_without(module, code, tmp_path)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("ImportError: partydeco.client.PartySocket needs the websockets package")
-    assert last.endswith("pip install 'partydeco[client]'")
+    assert last == f"partydeco.errors.MissingExtraError: {missing_extra(feature, module, extra)}"
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "App(redis_url='redis://127.0.0.1:1/0')",
+        "App(storage='redis://127.0.0.1:1/0')",
+    ],
+)
+def test_configuring_redis_without_its_extra_fails_at_start(setup: str, tmp_path: Path) -> None:
+    result = run_without(
+        "redis",
+        f"""
+        from partydeco import App, SetupError
+        from partydeco.server.runtime import Runtime
+
+        try:
+            Runtime({setup})  # what a server builds as it starts
+        except SetupError as error:
+            print(type(error).__name__, error)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("MissingExtraError ")
+    assert result.stdout.strip().endswith(
+        "needs the redis package, which partydeco installs only with the 'redis' extra: "
+        "pip install 'partydeco[redis]'"
+    )
+
+
+def test_partydeco_dev_without_watchfiles_names_the_extra(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("from partydeco import party\n")
+    result = run_without(
+        "watchfiles", "from partydeco.cli import main; main(['dev', 'app.py'])", tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr == "partydeco: " + missing_extra(
+        "reloading (partydeco dev, run(reload=True))", "watchfiles", "dev"
+    ) + "\n"
+
+
+def test_every_optional_package_is_mapped_to_its_extra() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    declared = {
+        requirement.split(">")[0].split("<")[0].split("[")[0].strip(): extra
+        for extra, requirements in extras.items()
+        if extra not in ("test", "docs", "bench")
+        for requirement in requirements
+    }
+    assert {package: extra for package, extra in EXTRAS.items() if package != "authlib"} == declared
 
 
 @pytest.mark.parametrize("module", ["httpx2", "authlib"])
@@ -62,10 +148,7 @@ def test_introspection_without_its_packages_fails_at_construction(
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (
-        f"IntrospectionVerifier needs {module}, which partydeco installs only with the "
-        "'introspection' extra: pip install 'partydeco[introspection]'"
-    )
+    assert result.stdout.strip() == missing_extra("IntrospectionVerifier", module, "introspection")
 
 
 def test_readme_names_every_extra_users_install() -> None:

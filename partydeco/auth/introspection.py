@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from partydeco.errors import SetupError
+from partydeco.errors import MissingExtraError
+from partydeco.extras import EXTRAS
 
 from .cache import ClaimsSnapshot, TokenCache, token_digest
 from .errors import (
@@ -72,7 +73,8 @@ class IntrospectionVerifier:
         cache: the :class:`TokenCache` of active answers, or None when it is off.
 
     Raises:
-        SetupError: the ``introspection`` extra is not installed.
+        MissingExtraError: the ``introspection`` extra is not installed (a
+            :class:`~partydeco.SetupError`).
         ValueError: the endpoint is not an http(s) URL.
     """
 
@@ -210,12 +212,9 @@ class IntrospectionVerifier:
 
 
 def _check_installed() -> None:
-    missing = [name for name in _REQUIRED_PACKAGES if importlib.util.find_spec(name) is None]
-    if missing:
-        raise SetupError(
-            f"IntrospectionVerifier needs {' and '.join(missing)}, which partydeco installs "
-            "only with the 'introspection' extra: pip install 'partydeco[introspection]'"
-        )
+    for name in _REQUIRED_PACKAGES:
+        if importlib.util.find_spec(name) is None:
+            raise MissingExtraError("IntrospectionVerifier", name, EXTRAS[name])
 
 
 class _Active:

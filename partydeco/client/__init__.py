@@ -32,6 +32,7 @@ from partydeco.client.errors import (
     SocketClosedError,
 )
 from partydeco.client.url import QueryValue, RoomAddress, is_local_host
+from partydeco.extras import missing
 
 if TYPE_CHECKING:
     from partydeco.client.socket import HeadersSource, Message, PartySocket, QuerySource
@@ -68,10 +69,5 @@ def __getattr__(name: str) -> Any:
     try:
         from partydeco.client import socket
     except ModuleNotFoundError as exc:
-        if exc.name != "websockets":
-            raise
-        raise ImportError(
-            f"partydeco.client.{name} needs the websockets package: "
-            "pip install 'partydeco[client]'"
-        ) from None
+        raise missing(exc, f"partydeco.client.{name}") from None
     return getattr(socket, name)

@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from ..blocking import DEV_ENV_VAR
-from ..errors import MissingExtraError
+from ..extras import require
 
 __all__ = ["IGNORED_NAMES", "RELOADER_ENV", "is_ignored", "supervise", "watched_dirs"]
 
@@ -150,8 +150,4 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
 
 
 def _watchfiles() -> ModuleType:
-    try:
-        import watchfiles
-    except ImportError:
-        raise MissingExtraError("reloading (partydeco dev)", "watchfiles", "dev") from None
-    return watchfiles
+    return require("watchfiles", "reloading (partydeco dev, run(reload=True))")

@@ -20,7 +20,7 @@ from ..backplane.local import LocalBackplane
 from ..closecodes import GOING_AWAY
 from ..crontab import Crontab
 from ..env import load_env
-from ..errors import SetupError
+from ..extras import require
 from ..lifecycle import RoomLifecycle
 from ..observability.operations import Operations
 from ..security.limits import Guard
@@ -149,10 +149,4 @@ class Runtime:
 
 
 def _need_redis() -> None:
-    try:
-        import redis  # noqa: F401
-    except ImportError:
-        raise SetupError(
-            "Redis is configured (redis_url or PARTYDECO_REDIS_URL) but the redis package "
-            "is not installed: pip install 'partydeco[redis]'"
-        ) from None
+    require("redis", "Redis (redis_url or PARTYDECO_REDIS_URL is set)")

@@ -32,10 +32,16 @@ from functools import partial
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from partydeco.extras import missing
+
+try:
+    import redis.asyncio as aioredis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError, ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ModuleNotFoundError as error:
+    raise missing(error, "Redis storage (partydeco.storage.redis)") from None
 
 from partydeco.storage.base import KeyRange, RoomKey, StorageBackend, WriteBatch
 from partydeco.storage.errors import NotOwnerError, StorageError, StorageUnavailableError

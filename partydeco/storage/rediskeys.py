@@ -17,9 +17,14 @@ takes and renews that lease) cannot drift apart. ``P`` below is the prefix:
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from ..extras import missing
+
+try:
+    import redis.asyncio as aioredis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ModuleNotFoundError as error:
+    raise missing(error, "Redis (partydeco.storage.rediskeys)") from None
 
 from .base import RoomKey
 

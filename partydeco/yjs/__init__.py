@@ -17,12 +17,12 @@ Needs the ``yjs`` extra: ``pip install 'partydeco[yjs]'`` (pycrdt).
 
 from __future__ import annotations
 
-try:
-    import pycrdt as _pycrdt  # noqa: F401 - fail here, with the fix, when it is missing
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "partydeco.yjs needs pycrdt: pip install 'partydeco[yjs]'"
-    ) from exc
+from partydeco.extras import missing
+
+try:  # fail here, naming the extra, when pycrdt is missing
+    import pycrdt as _pycrdt  # noqa: F401
+except ModuleNotFoundError as error:
+    raise missing(error, "partydeco.yjs") from None
 
 from .document import ChangeHandler, Document
 from .errors import DocumentNotLoadedError, ProtocolError, StoredDocumentError, YjsError

@@ -28,7 +28,13 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from redis.exceptions import RedisError
+
+from ...extras import missing
+
+try:
+    from redis.exceptions import RedisError
+except ModuleNotFoundError as error:
+    raise missing(error, "the Redis backplane (partydeco.backplane.redis)") from None
 
 from ...closecodes import ABNORMAL, GOING_AWAY, SERVICE_RESTART
 from ...errors import BackplaneUnavailableError
