@@ -250,7 +250,8 @@ class App:
                 PartyKit's dev port.
             workers: processes to serve with. Rooms are per process unless
                 Redis is configured (``redis_url``).
-            reload: restart when a Python file under the working directory changes.
+            reload: restart when one of the app's files changes (needs the ``dev``
+                extra, watchfiles); the app runs in dev mode then.
             **hypercorn_options: other ``hypercorn.config.Config`` attributes.
         """
         run(

@@ -40,9 +40,10 @@ __all__ = ["Party", "party"]
 class Party:
     """The handle of one named party, carrying its decorators.
 
-    Each decorator registers the function and returns it unchanged. Handlers may
-    be ``async def`` or plain ``def`` (plain ones run on the event loop, so keep
-    them quick).
+    Each decorator registers the function and returns it unchanged, after checking
+    that partydeco can call it (:class:`~partydeco.HandlerSignatureError` otherwise).
+    Handlers may be ``async def`` or plain ``def``; plain ones run on the event loop,
+    so keep them quick (dev mode names a handler that blocks it).
 
     Example::
 
@@ -176,9 +177,11 @@ class Party:
     def on_request(self, f: RequestHandlerT) -> RequestHandlerT:
         """Register ``f(request, room)``, answering HTTP requests to the party's rooms.
 
-        Return a :class:`~partydeco.Response`, ``str``, ``bytes``, or anything
-        msgspec encodes as JSON (dict, list, Struct). ``None`` leaves the request
-        to the next handler, and to 404 after the last. A
+        Return a :class:`~partydeco.Response`, ``str``, ``bytes``, anything msgspec
+        encodes as JSON (dict, list, Struct), a Quart or Werkzeug response
+        (``quart.jsonify(...)``), or a tuple ``(body, status)``, ``(body, headers)`` or
+        ``(body, status, headers)``. ``None`` leaves the request to the next handler,
+        and to 404 after the last. Handlers run in Quart's app context. A
         ``werkzeug.exceptions.HTTPException`` (``quart.abort(403)``) answers with
         its status; any other exception answers 500 without details.
         """
