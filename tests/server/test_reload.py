@@ -15,19 +15,25 @@ SOURCE = (
     "@party.on_request\n"
     "def version(request, room):\n"
     "    return 'v1'\n"
+    "if __name__ == '__main__':\n"
+    "    party.run(reload=True)\n"
 )
 
 
-@pytest.mark.parametrize("parent", [".hidden", "venv"])
-async def test_partydeco_dev_reloads_under_a_parent_named(parent: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("parent", "command"),
+    [(".hidden", ["-m", "partydeco", "dev", "app.py"]), ("venv", ["app.py"])],
+    ids=["partydeco dev under .hidden", "run(reload=True) under venv"],
+)
+async def test_a_reload_happens_under_a_parent_named(
+    parent: str, command: list[str], tmp_path: Path
+) -> None:
     project = tmp_path / parent / "project"
     project.mkdir(parents=True)
     app_file = project / "app.py"
     app_file.write_text(SOURCE)
     port = free_port()
-    server = start_process(
-        ["-m", "partydeco", "dev", "app.py", "--port", str(port)], port=port, cwd=project
-    )
+    server = start_process(command, port=port, cwd=project)
     url = f"http://{server.base}/party/r"
 
     async def version() -> str | None:

@@ -18,6 +18,7 @@ from partydeco import (
     Response,
     Room,
     party,
+    requires_env,
 )
 
 
@@ -74,3 +75,15 @@ async def tidy(cron: Cron, lobby: CronLobby) -> None:
 
 
 keep_tidy: Callable[[Cron, CronLobby], Awaitable[None]] = tidy
+
+
+@party.on_message
+@requires_env("TOKEN")
+async def awaited(message: str, sender: Connection) -> None:
+    await sender.send(message)  # send, broadcast and close may be awaited
+    await sender.room.broadcast(message)
+    await sender.close()
+
+
+# requires_env returns the handler with its type.
+keep_awaited: Callable[[str, Connection], object] = awaited
