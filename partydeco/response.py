@@ -106,6 +106,10 @@ async def answer(result: Any, handler: Callable[..., Any]) -> Response:
     """:func:`to_response` of what *handler* returned, or 500 and a log line naming the
     handler when it returned something that is not an answer."""
     try:
+        if isinstance(result, Response):  # the common answers, without another coroutine
+            return result
+        if isinstance(result, dict):
+            return Response.json(result)
         return await to_response(result)
     except (TypeError, ValueError) as exc:
         name = getattr(handler, "__qualname__", None) or repr(handler)

@@ -14,7 +14,7 @@ returns ``{"token": "..."}``; connect to ``/parties/main/<room>?token=<token>``.
 
 import hmac
 
-from partydeco import Party, Response, auth, party
+from partydeco import Party, Response, auth, party, requires_env
 from partydeco.env import load_env
 
 ISSUER = "partydeco-own-jwt-example"
@@ -28,6 +28,7 @@ login = Party("login")
 
 
 @login.on_request
+@requires_env("DEMO_PASSWORD")  # warned about as the app starts when it is not set
 async def sign_in(request, room):
     if request.method != "POST":
         return Response("POST a JSON body with username and password", status=405)

@@ -282,8 +282,10 @@ def _log_leaving_client(handle: Any) -> Any:
     from hypercorn.protocol.events import StreamClosed
     from hypercorn.protocol.http_stream import ASGIHTTPState
 
+    response = ASGIHTTPState.RESPONSE
+
     async def patched(self: Any, event: Any) -> None:
-        if not (isinstance(event, StreamClosed) and self.state is ASGIHTTPState.RESPONSE):
+        if type(event) is not StreamClosed or self.state is not response:
             await handle(self, event)
             return
         # Hypercorn's own branch for StreamClosed, but for the response it logs
@@ -296,16 +298,21 @@ def _log_leaving_client(handle: Any) -> Any:
     return patched
 
 
-async def _send_closed(self: Any) -> None:
+def _send_closed_logging_once() -> Any:
     """``HTTPStream._send_closed``, which logs the response unless it was logged already."""
     from hypercorn.protocol.events import EndBody, StreamClosed
     from hypercorn.protocol.http_stream import ASGIHTTPState
 
-    await self.send(EndBody(stream_id=self.stream_id))
-    self.state = ASGIHTTPState.CLOSED
-    if not getattr(self, _LOGGED, False):
-        await self.config.log.access(self.scope, self.response, time.time() - self.start_time)
-    await self.send(StreamClosed(stream_id=self.stream_id))
+    closed = ASGIHTTPState.CLOSED
+
+    async def send_closed(self: Any) -> None:
+        await self.send(EndBody(stream_id=self.stream_id))
+        self.state = closed
+        if not getattr(self, _LOGGED, False):
+            await self.config.log.access(self.scope, self.response, time.time() - self.start_time)
+        await self.send(StreamClosed(stream_id=self.stream_id))
+
+    return send_closed
 _original_read_data: Any = None
 
 
@@ -371,7 +378,7 @@ def apply(max_message_size: int) -> dict[str, bool]:
         if _applied["access-once"]:
             stream = http_stream.HTTPStream
             stream.handle = _log_leaving_client(stream.handle)  # type: ignore[method-assign]
-            stream._send_closed = _send_closed  # type: ignore[method-assign]
+            stream._send_closed = _send_closed_logging_once()  # type: ignore[method-assign]
         if _applied["bounded-inflation"]:
             BoundedPerMessageDeflate.max_message_size = max_message_size
             ws_stream.PerMessageDeflate = BoundedPerMessageDeflate  # type: ignore[attr-defined]
