@@ -127,11 +127,13 @@ class App:
             SetupError: the app already started serving; the expression is invalid
                 or never fires; the name is invalid or another cron of *party* has it;
                 *f* is not callable.
+            HandlerSignatureError: partydeco cannot call *f* as ``f(cron, lobby)``.
         """
         self._check_setup(f"register a cron for party {party!r}")
         parsed = schedule if isinstance(schedule, Schedule) else Schedule(schedule)
         if not callable(f):
             raise SetupError(f"a cron handler must be callable, not {f!r}")
+        check_handler("on_cron", f)
         cron_name = check_cron_name(name if name is not None else getattr(f, "__name__", None))
         handlers = self.handlers.get(party)
         if handlers is None:
@@ -141,7 +143,8 @@ class App:
                 f"party {party!r} already has a cron named {cron_name!r}; "
                 "pass name= to tell them apart"
             )
-        job = CronJob(party, cron_name, parsed, Call.of(f))
+        slow = SLOW_HANDLER_SECONDS if dev_mode() else None
+        job = CronJob(party, cron_name, parsed, Call.of(f, slow=slow))
         handlers.on_cron.append(job)
         return job
 

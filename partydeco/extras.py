@@ -25,6 +25,8 @@ EXTRAS: Mapping[str, str] = {
     "authlib": "introspection",
     "uvloop": "speed",
     "watchfiles": "dev",
+    "prometheus_client": "metrics",
+    "opentelemetry": "otel",
 }
 
 

@@ -32,6 +32,7 @@ PARAMETERS: Mapping[str, tuple[str, ...]] = {
     "on_request": ("request", "room"),
     "connection_tags": ("connection", "ctx"),
     "on_alarm": ("room",),
+    "on_cron": ("cron", "lobby"),
 }
 
 

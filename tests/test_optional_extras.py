@@ -80,15 +80,19 @@ def test_importing_a_part_without_its_extra_names_the_extra(
 
 
 @pytest.mark.parametrize(
-    "setup",
+    ("module", "extra", "setup"),
     [
-        "App(redis_url='redis://127.0.0.1:1/0')",
-        "App(storage='redis://127.0.0.1:1/0')",
+        ("redis", "redis", "App(redis_url='redis://127.0.0.1:1/0')"),
+        ("redis", "redis", "App(storage='redis://127.0.0.1:1/0')"),
+        ("prometheus_client", "metrics", "App(metrics=True)"),
+        ("opentelemetry", "otel", "App(tracing=True)"),
     ],
 )
-def test_configuring_redis_without_its_extra_fails_at_start(setup: str, tmp_path: Path) -> None:
+def test_configuring_a_part_without_its_extra_fails_at_start(
+    module: str, extra: str, setup: str, tmp_path: Path
+) -> None:
     result = run_without(
-        "redis",
+        module,
         f"""
         from partydeco import App, SetupError
         from partydeco.server.runtime import Runtime
@@ -103,8 +107,8 @@ def test_configuring_redis_without_its_extra_fails_at_start(setup: str, tmp_path
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith("MissingExtraError ")
     assert result.stdout.strip().endswith(
-        "needs the redis package, which partydeco installs only with the 'redis' extra: "
-        "pip install 'partydeco[redis]'"
+        f"needs the {module} package, which partydeco installs only with the {extra!r} "
+        f"extra: pip install 'partydeco[{extra}]'"
     )
 
 
@@ -129,6 +133,8 @@ def test_every_optional_package_is_mapped_to_its_extra() -> None:
         if extra not in ("test", "docs", "bench")
         for requirement in requirements
     }
+    imported_as = {"prometheus-client": "prometheus_client", "opentelemetry-api": "opentelemetry"}
+    declared = {imported_as.get(name, name): extra for name, extra in declared.items()}
     assert {package: extra for package, extra in EXTRAS.items() if package != "authlib"} == declared
 
 

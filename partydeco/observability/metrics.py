@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..closecodes import REPLACED, TOKEN_EXPIRED
-from ..errors import SetupError
+from ..extras import require
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector, CollectorRegistry
@@ -108,13 +108,9 @@ def close_label(code: int) -> str:
 
 
 def _prometheus() -> Any:
-    try:
-        import prometheus_client
-    except ImportError:
-        raise SetupError(
-            "metrics are on (metrics=True or PARTYDECO_METRICS=1) but prometheus-client is "
-            "not installed: pip install 'partydeco[metrics]'"
-        ) from None
+    prometheus_client = require(
+        "prometheus_client", "metrics (metrics=True or PARTYDECO_METRICS=1)"
+    )
     from prometheus_client import values
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not getattr(
@@ -274,7 +270,7 @@ class Metrics:
             :data:`OTHER_PARTY`'s).
 
     Raises:
-        SetupError: prometheus-client is not installed.
+        MissingExtraError: prometheus-client is not installed (a SetupError).
     """
 
     def __init__(self, parties: Iterable[str]) -> None:

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SetupError
+from ..extras import missing
 
 if TYPE_CHECKING:
     from ..routing import Route
@@ -27,17 +27,14 @@ class Tracer:
     """partydeco's spans (see the module).
 
     Raises:
-        SetupError: the OpenTelemetry API is not installed.
+        MissingExtraError: the OpenTelemetry API is not installed (a SetupError).
     """
 
     def __init__(self) -> None:
         try:
             from opentelemetry import context, propagate, trace
-        except ImportError:
-            raise SetupError(
-                "tracing is on (tracing=True or PARTYDECO_TRACING=1) but the OpenTelemetry "
-                "API is not installed: pip install 'partydeco[otel]'"
-            ) from None
+        except ModuleNotFoundError as error:
+            raise missing(error, "tracing (tracing=True or PARTYDECO_TRACING=1)") from None
         self._context = context
         self._propagate = propagate
         self._trace = trace
