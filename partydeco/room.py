@@ -146,8 +146,7 @@ class Room:
 
         The message is encoded once (see :meth:`Connection.send`) and written to
         each receiver at once, or queued behind a receiver whose socket is full;
-        it never waits for a slow receiver. Like ``send``, it needs no ``await``;
-        awaiting the result works too and returns at once.
+        it never waits for a slow receiver. No ``await`` needed (awaiting it returns at once).
         """
         frame = encode_frame(message)
         event = send_event(frame)

@@ -10,7 +10,12 @@ variable or ``partydeco serve --redis URL``. The modules, from the outside in:
 
 from __future__ import annotations
 
-from .backplane import RedisBackplane
-from .room import ClusterRoom
+from ...extras import missing
+
+try:
+    from .backplane import RedisBackplane
+    from .room import ClusterRoom
+except ModuleNotFoundError as error:  # the redis package: name the extra that installs it
+    raise missing(error, "the Redis backplane (partydeco.backplane.redis)") from None
 
 __all__ = ["ClusterRoom", "RedisBackplane"]

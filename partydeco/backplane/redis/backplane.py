@@ -28,13 +28,7 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-
-from ...extras import missing
-
-try:
-    from redis.exceptions import RedisError
-except ModuleNotFoundError as error:
-    raise missing(error, "the Redis backplane (partydeco.backplane.redis)") from None
+from redis.exceptions import RedisError
 
 from ...closecodes import ABNORMAL, GOING_AWAY, SERVICE_RESTART
 from ...errors import BackplaneUnavailableError
