@@ -28,6 +28,12 @@ PARTY_OPTIONS = frozenset(
         "max_messages_per_second",
         "message_burst",
         "message_rate_action",
+        "presence",
+        "presence_grace",
+        "presence_snapshot",
+        "history",
+        "history_ttl",
+        "history_bytes",
     }
 )
 
@@ -59,6 +65,11 @@ _SPECIAL = frozenset(
         "admin_token",
         "json_logs",
         "tracing",
+        "presence",
+        "presence_grace",
+        "presence_snapshot",
+        "history",
+        "history_ttl",
     }
 )
 
@@ -161,6 +172,25 @@ class Config:
         tracing: OpenTelemetry spans for handshakes, requests and handler runs, in
             the trace of the client's request (the ``otel`` extra). ``None`` means
             ``PARTYDECO_TRACING``, else off.
+        presence: tell the room's clients who is connected (a ``partydeco.presence``
+            list when they join, then ``partydeco.join`` / ``partydeco.leave``) and
+            answer ``GET .../presence`` (see the presence guide). Off by default;
+            ``on_join`` / ``on_leave`` handlers run either way.
+        presence_grace: seconds a user whose last connection closed stays present; a
+            connection of theirs arriving meanwhile (a reconnecting tab) means no
+            leave and no join. ``0`` reports the leave at once.
+        presence_snapshot: most users listed in the ``partydeco.presence`` message a
+            connection gets when it joins (the total is always given; the rest is
+            read with ``GET .../presence``).
+        history: broadcasts each room keeps, with an offset, for clients that
+            reconnect with ``?since=<offset>&epoch=<epoch>``; ``0`` (the default)
+            keeps none and leaves frames as they are. With history on, broadcast
+            text and JSON go out as ``partydeco.message`` envelopes (see the
+            history guide).
+        history_ttl: seconds a broadcast stays in the history; ``None`` for no age
+            limit.
+        history_bytes: bytes of broadcasts one room keeps at most, in memory and in
+            its storage; the oldest go first.
     """
 
     max_message_size: int = 1 << 20
@@ -202,6 +232,12 @@ class Config:
     admin_token: str | None = dataclass_field(default=None, repr=False)
     json_logs: bool | None = None
     tracing: bool | None = None
+    presence: bool = False
+    presence_grace: float = 10.0
+    presence_snapshot: int = 100
+    history: int = 0
+    history_ttl: float | None = 3600.0
+    history_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
         check_operations(self)
@@ -219,7 +255,7 @@ class Config:
             not isinstance(header, str) or not header.isascii() or not _TOKEN.match(header)
         ):
             raise ValueError(f"principal_header must be a header name or None, not {header!r}")
-        for name in ("require_origin", "cors", "token_refresh", "limit_loopback"):
+        for name in ("require_origin", "cors", "token_refresh", "limit_loopback", "presence"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if not _is_number(self.token_leeway) or self.token_leeway < 0:
@@ -234,6 +270,15 @@ class Config:
             value = getattr(self, name)
             if value is not None and (not _is_number(value) or value <= 0):
                 raise ValueError(f"{name} must be a positive number or None, not {value!r}")
+        for name in ("presence_grace", "presence_snapshot", "history"):
+            value = getattr(self, name)
+            integral = name != "presence_grace"
+            if not _is_number(value) or value < 0 or (integral and not isinstance(value, int)):
+                kind = "int" if integral else "number"
+                raise ValueError(f"{name} must be a non-negative {kind}, not {value!r}")
+        ttl = self.history_ttl
+        if ttl is not None and (not _is_number(ttl) or ttl <= 0):
+            raise ValueError(f"history_ttl must be a positive number or None, not {ttl!r}")
         if self.message_rate_action not in ("close", "drop"):
             raise ValueError(
                 f"message_rate_action must be 'close' or 'drop', not {self.message_rate_action!r}"

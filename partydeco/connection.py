@@ -9,14 +9,21 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .codec import encode_frame
-from .errors import StateTooLargeError
+from .errors import PartydecoError, StateTooLargeError
 
 if TYPE_CHECKING:
     from .backplane.base import Sink
     from .request import Request
     from .room import Room
 
-__all__ = ["QUEUED", "ConnectContext", "Connection", "Queued"]
+__all__ = [
+    "MAX_TAGS", "MAX_TAG_LENGTH", "QUEUED", "ConnectContext", "Connection", "Queued", "check_tags",
+]  # fmt: skip
+
+#: Most tags of one connection, its id included (as on PartyKit).
+MAX_TAGS = 10
+#: Longest tag, in characters.
+MAX_TAG_LENGTH = 256
 
 _state_encoder = msgspec.json.Encoder()
 
@@ -180,3 +187,20 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.id!r} room={self.room.id!r}>"
+
+
+def check_tags(tags: list[str]) -> tuple[str, ...]:
+    """A connection's tags (its id first) without duplicates.
+
+    Raises:
+        PartydecoError: more than :data:`MAX_TAGS`, or a tag that is not a non-empty
+            string of at most :data:`MAX_TAG_LENGTH` characters.
+    """
+    if len(tags) > MAX_TAGS:
+        raise PartydecoError(f"a connection may have at most {MAX_TAGS - 1} tags")
+    for tag in tags:
+        if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
+            raise PartydecoError(
+                f"tags must be non-empty strings of at most {MAX_TAG_LENGTH} characters"
+            )
+    return tuple(dict.fromkeys(tags))

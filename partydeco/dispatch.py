@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         ConnectHandler,
         ErrorHandler,
         MessageHandler,
+        PresenceHandler,
         RequestHandler,
         StartHandler,
         TagsHandler,
@@ -57,6 +58,8 @@ KINDS = (
     "on_request",
     "connection_tags",
     "on_alarm",
+    "on_join",
+    "on_leave",
 )
 
 
@@ -86,6 +89,10 @@ class PartyHandlers:
     on_alarm: list[AlarmHandler] = field(default_factory=list)
     #: ``on_cron(cron, lobby)`` with its schedule and a name unique in the party.
     on_cron: list[CronJob] = field(default_factory=list)
+    #: ``on_join(user, room)``, when a user's first connection joins the room.
+    on_join: list[PresenceHandler] = field(default_factory=list)
+    #: ``on_leave(user, room)``, when a user's last connection left (after the grace).
+    on_leave: list[PresenceHandler] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +161,8 @@ class Dispatch:
     on_request: tuple[Call, ...]
     connection_tags: tuple[Call, ...]
     on_alarm: tuple[Call, ...]
+    on_join: tuple[Call, ...]
+    on_leave: tuple[Call, ...]
     #: the party's metrics while the server serves them, else ``None``.
     meter: PartyMeter | None = None
     on_cron: tuple[CronJob, ...] = ()

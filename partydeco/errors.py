@@ -30,6 +30,7 @@ __all__ = [
     "SetupError",
     "StateTooLargeError",
     "UnknownTemplateError",
+    "close_reason",
 ]
 
 
@@ -255,3 +256,12 @@ InvalidMessage = InvalidMessageError
 BackplaneUnavailable = BackplaneUnavailableError
 SocketClosed = ConnectionClosedError
 ClosedByAppError = ConnectionClosedError
+
+
+def close_reason(exc: BaseException) -> str:
+    """A close reason (at most 123 bytes) that names a failure without internals: the
+    message of a :class:`PartydecoError`, else ``"Internal error"``."""
+    if isinstance(exc, PartydecoError):
+        text = str(exc)
+        return text if len(text.encode()) <= 123 else "Internal error"
+    return "Internal error"

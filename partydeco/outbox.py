@@ -22,9 +22,10 @@ from .closecodes import TRY_AGAIN_LATER
 from .types import Send
 
 if TYPE_CHECKING:
+    from .backplane.base import Sink
     from .observability.metrics import PartyMeter
 
-__all__ = ["Outbox", "send_event"]
+__all__ = ["Outbox", "put_all", "send_event"]
 
 logger = logging.getLogger("partydeco")
 
@@ -36,6 +37,12 @@ def send_event(frame: str | bytes) -> dict[str, Any]:
     if type(frame) is str:
         return {"type": "websocket.send", "text": frame}
     return {"type": "websocket.send", "bytes": frame}
+
+
+def put_all(sinks: list[Sink], frame: str | bytes, event: dict[str, Any]) -> None:
+    """Put one broadcast's *frame* (and its prebuilt *event*) into each of *sinks*."""
+    for sink in sinks:
+        sink.put(frame, event)
 
 
 async def _resume(coro: Coroutine[Any, Any, Any], blocked: Any) -> None:

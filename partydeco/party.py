@@ -25,6 +25,7 @@ from .types import (
     CronHandlerT,
     ErrorHandlerT,
     MessageHandlerT,
+    PresenceHandlerT,
     RequestHandlerT,
     StartHandlerT,
     TagsHandlerT,
@@ -74,12 +75,14 @@ class Party:
         return default_app()
 
     def configure(self, **options: Any) -> None:
-        """Set security options for this party only, over the app's.
+        """Set options for this party only, over the app's.
 
         The per-party options are ``allowed_origins``, ``require_origin``,
         ``cors``, ``cors_max_age``, ``token_refresh``, ``token_leeway``,
         ``max_connections_per_room``, ``max_messages_per_second``,
-        ``message_burst`` and ``message_rate_action`` (see
+        ``message_burst``, ``message_rate_action``, and the presence and history
+        options ``presence``, ``presence_grace``, ``presence_snapshot``,
+        ``history``, ``history_ttl`` and ``history_bytes`` (see
         :class:`~partydeco.Config`). Limits per client address and
         ``trusted_proxies`` are process-wide: pass them to ``App()``.
 
@@ -87,6 +90,8 @@ class Party:
 
             api = Party("api")
             api.configure(cors=True, allowed_origins=["https://app.example.com"])
+            chat = Party("chat")
+            chat.configure(presence=True, history=100)
 
         Raises:
             ValueError: an option is unknown, process-wide, or has a bad value.
@@ -253,6 +258,32 @@ class Party:
             return f
 
         return register
+    def on_join(self, f: PresenceHandlerT) -> PresenceHandlerT:
+        """Register ``f(user, room)``, run when a user's first connection joins a room.
+
+        *user* is the connection's principal (who the hooks authenticated it as); a
+        second tab of a user who is present, or a reconnect within
+        ``presence_grace``, is not a join. It runs before the connection's
+        ``on_connect``. See the presence guide.
+
+        Example::
+
+            @party.on_join
+            async def welcome(user, room):
+                room.broadcast({"type": "system", "text": f"{user} is here"})
+        """
+        self.app.add_handler(self.name, "on_join", f)
+        return f
+
+    def on_leave(self, f: PresenceHandlerT) -> PresenceHandlerT:
+        """Register ``f(user, room)``, run when a user's last connection left a room.
+
+        It runs ``presence_grace`` seconds after that connection's ``on_close``
+        (at once when the grace is ``0``), unless a connection of the same user
+        joined meanwhile.
+        """
+        self.app.add_handler(self.name, "on_leave", f)
+        return f
 
     def static(self, directory: str | os.PathLike[str]) -> None:
         """Serve the files under *directory* at the app's non-party URLs.

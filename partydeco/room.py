@@ -16,16 +16,20 @@ from werkzeug.exceptions import HTTPException
 
 from .closecodes import INTERNAL_ERROR, REPLACED
 from .codec import encode_frame
-from .connection import QUEUED, ConnectContext, Connection, Queued
+from .connection import QUEUED, ConnectContext, Connection, Queued, check_tags
 from .errors import (
     BodyTooLargeError,
     ConnectionIdConflictError,
     InvalidMessageError,
     PartydecoError,
     SetupError,
+    close_reason,
 )
 from .gate import Gate
-from .outbox import send_event
+from .history import History
+from .lobby import Lobby
+from .outbox import put_all, send_event
+from .presence import Presence
 from .response import Response, answer
 
 if TYPE_CHECKING:
@@ -39,30 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["Lobby", "Room"]
 
 logger = logging.getLogger("partydeco")
-
-MAX_TAGS = 10
-MAX_TAG_LENGTH = 256
-
-
-
-class Lobby:
-    """What the ``before_*`` hooks know about the room being reached.
-
-    Attributes:
-        id: the room id (the raw URL segment).
-        party: the party's name.
-        env: the process environment merged with ``.env``.
-    """
-
-    __slots__ = ("env", "id", "party")
-
-    def __init__(self, id: str, party: str, env: Mapping[str, str]) -> None:
-        self.id = id
-        self.party = party
-        self.env = env
-
-    def __repr__(self) -> str:
-        return f"<Lobby {self.party}/{self.id}>"
 
 
 class Room:
@@ -86,9 +66,11 @@ class Room:
         "_claims",
         "_connections",
         "_dispatch",
+        "_history",
         "_last_active",
         "_parties",
         "_pending",
+        "_presence",
         "_start_lock",
         "_started",
         "_storage",
@@ -127,6 +109,10 @@ class Room:
         # what idle unloading looks at.
         self._pending = 0
         self._last_active = time.monotonic()
+        wanted = Presence.wanted(config, dispatch)
+        self._presence = Presence(self, config, dispatch) if wanted else None
+        store = None if storage is None else self.storage
+        self._history = History(config, store) if config.history else None
 
     # -- the public API -------------------------------------------------------------
 
@@ -141,22 +127,30 @@ class Room:
             if conn.open and (tag is None or tag in conn.tags):
                 yield conn
 
-    def broadcast(self, message: Any, without: Iterable[str] = ()) -> Queued:
+    def broadcast(
+        self, message: Any, without: Iterable[str] = (), *, history: bool = True
+    ) -> Queued:
         """Send *message* to every open connection except the ids in *without*.
 
         The message is encoded once (see :meth:`Connection.send`) and written to
         each receiver at once, or queued behind a receiver whose socket is full;
         it never waits for a slow receiver. No ``await`` needed (awaiting it returns at once).
+        A party with history keeps text and JSON (unless *history* is false) and sends
+        it in envelopes (:mod:`partydeco.history`).
         """
-        frame = encode_frame(message)
-        event = send_event(frame)
         skip = without if isinstance(without, (set, frozenset)) else set(without)
+        kept = self._history
+        if kept is None or not history or isinstance(message, (bytes, bytearray, memoryview)):
+            frame: str | bytes = encode_frame(message)
+        else:
+            frame = kept.record(message, tuple(skip))
+        event = send_event(frame)
         meter = self._dispatch.meter
         if meter is not None:
             meter.count_broadcast(self._connections, skip)
         if self.gate.writes:  # hold it until the writes in flight are durable
             sinks = [c.sink for c in self._connections.values() if c.id not in skip]
-            self.gate.hold(partial(_put_all, sinks, frame, event))
+            self.gate.hold(partial(put_all, sinks, frame, event))
             return QUEUED
         for conn in self._connections.values():
             if conn.id not in skip:
@@ -183,6 +177,20 @@ class Room:
         return self._storage
 
     @property
+    def presence(self) -> Presence:
+        """Who is connected (:mod:`partydeco.presence`); else :class:`SetupError`."""
+        if self._presence is None:
+            raise SetupError(f"party {self.party!r} tracks no presence: see Party.on_join")
+        return self._presence
+
+    @property
+    def history(self) -> History:
+        """The kept broadcasts (:mod:`partydeco.history`); else :class:`SetupError`."""
+        if self._history is None:
+            raise SetupError(f"party {self.party!r} keeps no history: Party.configure(history=N)")
+        return self._history
+
+    @property
     def parties(self) -> Parties:
         """The app's parties, to reach other rooms in this process.
 
@@ -207,6 +215,8 @@ class Room:
         async with self._start_lock:
             if self._started:
                 return
+            if self._history is not None and not self._history.store.loaded:
+                await self._history.store.load()
             for call in self._dispatch.on_start:
                 await call(self)
             self._started = True
@@ -271,12 +281,18 @@ class Room:
 
     async def evict(self, conn: Connection, code: int, reason: str) -> None:
         """Close *conn* with *code* and run its ``on_close`` now, not when its socket is gone."""
-        if self._connections.get(conn.id) is conn:
-            del self._connections[conn.id]
+        user = self._forget(conn)
         conn.sink.close(code, reason)
         if not conn.closed:
             conn.closed = True
-            await self._closed(conn, code, reason)
+            await self._closed(conn, code, reason, user)
+
+    def _forget(self, conn: Connection) -> str | None:
+        """Remove *conn* from the room; the user whose last connection it was."""
+        if self._connections.get(conn.id) is not conn:
+            return None
+        del self._connections[conn.id]
+        return None if self._presence is None else self._presence.remove(conn)
 
     async def attach(self, conn: Connection, ctx: ConnectContext) -> None:
         """Run ``connection_tags`` and ``on_connect`` for an accepted socket.
@@ -292,31 +308,22 @@ class Room:
                     f"party {self.party!r} has no on_connect or on_message handler"
                 )
             if dispatch.connection_tags:
-                conn.tags = await self._tags(conn, ctx)
+                found = [tag for call in dispatch.connection_tags for tag in await call(conn, ctx)]
+                conn.tags = check_tags([conn.id, *found])
             if self._claims.get(conn.id) is conn:
                 del self._claims[conn.id]
+            if self._history is not None:  # what it missed, before anything broadcast later
+                self._history.greet(conn, ctx.request)
             self._connections[conn.id] = conn
+            if self._presence is not None:
+                await self._presence.arrive(conn)
             for call in dispatch.on_connect:
                 await call(conn, ctx)
         except Exception as exc:
             logger.exception("error while connecting %r to %r", conn.id, self)
             if self._claims.get(conn.id) is conn:
                 del self._claims[conn.id]
-            sink.close(INTERNAL_ERROR, _reason(exc))
-
-    async def _tags(self, conn: Connection, ctx: ConnectContext) -> tuple[str, ...]:
-        tags = [conn.id]
-        for call in self._dispatch.connection_tags:
-            result = await call(conn, ctx)
-            tags.extend(result)
-        if len(tags) > MAX_TAGS:
-            raise PartydecoError(f"a connection may have at most {MAX_TAGS - 1} tags")
-        for tag in tags:
-            if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
-                raise PartydecoError(
-                    f"tags must be non-empty strings of at most {MAX_TAG_LENGTH} characters"
-                )
-        return tuple(dict.fromkeys(tags))
+            sink.close(INTERNAL_ERROR, close_reason(exc))
 
     async def message(self, conn: Connection, data: str | bytes) -> None:
         """Run the ``on_message`` handlers for one frame."""
@@ -355,8 +362,7 @@ class Room:
     async def disconnect(self, conn: Connection, code: int, reason: str) -> None:
         """Forget a connection whose socket closed, and run ``on_close`` (unless it ran
         already: the connection was replaced)."""
-        if self._connections.get(conn.id) is conn:
-            del self._connections[conn.id]
+        user = self._forget(conn)
         if self._claims.get(conn.id) is conn:
             del self._claims[conn.id]
         if conn.closed:
@@ -367,16 +373,18 @@ class Room:
         try:
             if self.gate.blocked:
                 await self.gate.enter()
-            await self._closed(conn, code, reason)
+            await self._closed(conn, code, reason, user)
         finally:
             self._done()
 
-    async def _closed(self, conn: Connection, code: int, reason: str) -> None:
+    async def _closed(self, conn: Connection, code: int, reason: str, user: str | None) -> None:
         for call in self._dispatch.on_close:
             try:
                 await call(conn, code, reason)
             except Exception:
                 logger.exception("error in on_close handler of %r", self)
+        if user is not None and self._presence is not None:
+            await self._presence.depart(user)
 
     async def request(self, request: Request) -> Response:
         """Answer an HTTP request with the ``on_request`` handlers."""
@@ -391,6 +399,10 @@ class Room:
             if self.gate.blocked:
                 await self.gate.enter()
             await self.start()
+            if self._presence is not None and self._presence.announce:
+                listed = self._presence.answer(request)
+                if listed is not None:
+                    return listed
             for call in self._dispatch.on_request:
                 result = await call(request, self)
                 if result is not None:
@@ -429,22 +441,18 @@ class Room:
     def idle(self) -> bool:
         """Whether no connection is attached and no arrival (a connect included) is in
         progress."""
-        return not self._connections and self._pending == 0
+        presence = self._presence
+        return not self._connections and self._pending == 0 and not (presence and presence.pending)
 
     @property
     def last_active(self) -> float:
         """``time.monotonic()`` when the last connect, request, close or alarm ended."""
         return self._last_active
 
-
-def _put_all(sinks: list[Sink], frame: str | bytes, event: dict[str, Any]) -> None:
-    for sink in sinks:
-        sink.put(frame, event)
-
-
-def _reason(exc: BaseException) -> str:
-    """A close reason that names the failure without internals."""
-    if isinstance(exc, PartydecoError):
-        text = str(exc)
-        return text if len(text.encode()) <= 123 else "Internal error"
-    return "Internal error"
+    def unload(self, clean: bool = True) -> None:
+        """The backplane forgets the room: drop pending leaves, store its history
+        (*clean* false: the room was lost, stop writing)."""
+        if self._presence is not None:
+            self._presence.close()
+        if self._history is not None:
+            self._history.store.unload(clean)

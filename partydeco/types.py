@@ -37,6 +37,8 @@ __all__ = [
     "Message",
     "MessageHandler",
     "MessageHandlerT",
+    "PresenceHandler",
+    "PresenceHandlerT",
     "Receive",
     "Refresher",
     "RequestHandler",
@@ -85,6 +87,8 @@ CronHandler: TypeAlias = Callable[["Cron", "CronLobby"], "Awaitable[None] | None
 TagsHandler: TypeAlias = Callable[
     ["Connection", "ConnectContext"], "Awaitable[list[str]] | list[str]"
 ]
+#: ``on_join(user, room)`` / ``on_leave(user, room)``: *user* is a principal.
+PresenceHandler: TypeAlias = Callable[[str, "Room"], "Awaitable[None] | None"]
 
 BeforeHookT = TypeVar("BeforeHookT", bound=BeforeHook)
 StartHandlerT = TypeVar("StartHandlerT", bound=StartHandler)
@@ -96,3 +100,4 @@ RequestHandlerT = TypeVar("RequestHandlerT", bound=RequestHandler)
 TagsHandlerT = TypeVar("TagsHandlerT", bound=TagsHandler)
 AlarmHandlerT = TypeVar("AlarmHandlerT", bound=AlarmHandler)
 CronHandlerT = TypeVar("CronHandlerT", bound=CronHandler)
+PresenceHandlerT = TypeVar("PresenceHandlerT", bound=PresenceHandler)

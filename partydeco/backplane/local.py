@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from ..historystore import wait_unloaded
 from ..parties import Parties
 from ..room import Room
 
@@ -25,6 +28,8 @@ class LocalBackplane:
         env: the environment rooms see.
         config: the app's configuration.
         storage: the backend behind ``room.storage``.
+        configs: the configurations of parties with options of their own (see
+            ``Party.configure``); other parties' rooms get *config*.
     """
 
     def __init__(
@@ -34,10 +39,12 @@ class LocalBackplane:
         config: Config,
         *,
         storage: StorageBackend | None = None,
+        configs: Mapping[str, Config] | None = None,
     ) -> None:
         self.dispatch = dispatch
         self.env = env
         self.config = config
+        self.configs = dict(configs or {})
         self.storage = storage
         #: the app's parties, as rooms reach them (``room.parties``).
         self.parties = Parties(self, dispatch, config)
@@ -55,7 +62,7 @@ class LocalBackplane:
                 room_id,
                 self.dispatch[party],
                 self.env,
-                self.config,
+                self.configs.get(party, self.config),
                 storage=self.storage,
                 parties=self.parties,
             )
@@ -78,11 +85,21 @@ class LocalBackplane:
         """Forget *room* if it is idle (no connection, nothing in progress); the next
         arrival creates it afresh."""
         key = (room.party, room.id)
-        if room.idle and self._rooms.get(key) is room:
+        local = self._rooms.get(key)
+        if room.idle and local is room:
             del self._rooms[key]
+            local.unload()
 
     async def start(self) -> None:
         """Nothing to connect to."""
 
     async def stop(self) -> None:
-        """Nothing to hand over."""
+        """Unload every room: what must outlive them (history) is stored before the
+        storage closes, within ``shutdown_timeout``."""
+        rooms, self._rooms = list(self._rooms.values()), {}
+        for room in rooms:
+            room.unload()
+        if self.storage is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.shutdown_timeout):
+                    await wait_unloaded(self.storage)

@@ -106,13 +106,17 @@ class Runtime:
 
     def _make_backplane(self) -> Backplane:
         if not self.redis_url:
-            return LocalBackplane(self.dispatch, self.env, self.config, storage=self.storage)
+            return LocalBackplane(
+                self.dispatch, self.env, self.config, storage=self.storage,
+                configs=self._party_configs,
+            )  # fmt: skip
         _need_redis()
         from ..backplane.redis import RedisBackplane
 
         return RedisBackplane(
-            self.redis_url, self.dispatch, self.env, self.config, storage=self.storage
-        )
+            self.redis_url, self.dispatch, self.env, self.config, storage=self.storage,
+            configs=self._party_configs,
+        )  # fmt: skip
 
     async def start(self) -> None:
         """Start the backplane, the alarm scheduler and idle-room unloading."""

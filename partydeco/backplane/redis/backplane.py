@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 from ...closecodes import ABNORMAL, GOING_AWAY, SERVICE_RESTART
 from ...errors import BackplaneUnavailableError
+from ...historystore import wait_unloaded
 from ...parties import Parties
 from ...room import Room
 from ...storage import RoomKey
@@ -73,6 +74,7 @@ class RedisBackplane:
     Args:
         url: the Redis URL.
         dispatch, env, config, storage: what every room is made with.
+        configs: the configurations of parties with options of their own.
     """
 
     def __init__(
@@ -83,11 +85,13 @@ class RedisBackplane:
         config: Config,
         *,
         storage: StorageBackend | None = None,
+        configs: Mapping[str, Config] | None = None,
     ) -> None:
         self.url = url
         self.dispatch = dispatch
         self.env = env
         self.config = config
+        self.configs = dict(configs or {})
         self.storage = storage
         self.keys = Keyspace(config.redis_prefix)
         self.lease = config.redis_lease
@@ -132,7 +136,7 @@ class RedisBackplane:
         room = self._rooms.get(key)
         if room is None:
             local = Room(
-                room_id, self.dispatch[party], self.env, self.config,
+                room_id, self.dispatch[party], self.env, self.configs.get(party, self.config),
                 storage=self.storage, parties=self.parties,
             )
             room = self._rooms[key] = ClusterRoom(self, local)
@@ -154,9 +158,11 @@ class RedisBackplane:
     def release(self, room: RoomHandle) -> None:
         """Forget an idle room and give its lease back."""
         key = RoomKey(room.party, room.id)
-        if not room.idle or self._rooms.get(key) is not room:
+        cluster_room = self._rooms.get(key)
+        if not room.idle or cluster_room is not room:
             return
         del self._rooms[key]
+        cluster_room.room.unload()
         if self.owned.get(key) is room:
             del self.owned[key]
             if self._available:
@@ -218,6 +224,12 @@ class RedisBackplane:
         tasks = [remote.task for remote in remotes if remote.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self.config.shutdown_timeout)
+        for room in rooms:  # history is stored before the next owner may load it
+            room.room.unload()
+        if self.storage is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.shutdown_timeout):
+                    await wait_unloaded(self.storage)
         for room in rooms:
             room.disown()
         self.owned.clear()
@@ -276,6 +288,10 @@ class RedisBackplane:
             raise BackplaneUnavailableError(_UNAVAILABLE) from None
 
     async def _release_idle(self, key: RoomKey) -> None:
+        if self.storage is not None:  # its history is stored before another owner loads it
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.shutdown_timeout):
+                    await wait_unloaded(self.storage, key)
         if key not in self.owned:  # not taken again in the meantime
             with contextlib.suppress(RedisError, OSError):
                 await self._release([key])

@@ -408,12 +408,14 @@ class ClusterRoom:
         reconnect to the new owner."""
         self.owner = None
         self.cluster.owned.pop(self.key, None)
+        self.room.unload(clean=False)
         for conn in self.room.get_connections():
             conn.sink.close(code, reason)
 
     def abandon(self, code: int, reason: str) -> None:
         """Redis is gone: close every socket here and stop relaying."""
         self.owner = None
+        self.room.unload(clean=False)
         for conn in self.room.get_connections():
             if isinstance(conn.sink, RelaySink):
                 conn.sink.detach()
