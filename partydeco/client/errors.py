@@ -13,6 +13,7 @@ __all__ = [
     "ReconnectStoppedError",
     "RetriesExhaustedError",
     "SocketClosedError",
+    "stopped_error",
 ]
 
 
@@ -100,3 +101,12 @@ class ClosedByServerError(ReconnectStoppedError, ConnectionClosedError):
 
 class RetriesExhaustedError(ReconnectStoppedError):
     """``max_retries`` attempts failed in a row; ``info`` tells how the last one failed."""
+
+
+def stopped_error(info: CloseInfo, failures: int) -> ReconnectStoppedError:
+    """The error a socket gives up with after *info*, a failure it will not retry."""
+    if info.status is not None:
+        return HandshakeRejectedError(info, failures)
+    if info.code is not None:
+        return ClosedByServerError(info, failures)
+    return ReconnectStoppedError(f"stopped reconnecting after {info.error!r}", info, failures)

@@ -13,7 +13,7 @@ import random
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -22,13 +22,13 @@ from websockets.typing import Subprotocol
 from partydeco.client.backoff import Backoff, CloseInfo, default_should_reconnect
 from partydeco.client.buffer import Message, OfflineBuffer
 from partydeco.client.errors import (
-    ClosedByServerError,
-    HandshakeRejectedError,
     ReconnectStoppedError,
     RetriesExhaustedError,
     SocketClosedError,
+    stopped_error,
 )
 from partydeco.client.fetch import fetch_room
+from partydeco.client.recovery import Recovery
 from partydeco.client.sources import (
     CloseCallback,
     HeadersSource,
@@ -38,9 +38,6 @@ from partydeco.client.sources import (
     resolve,
 )
 from partydeco.client.url import RoomAddress
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["HeadersSource", "Message", "PartySocket", "QuerySource"]
 
@@ -95,6 +92,8 @@ class PartySocket:
             pauses, so a slow consumer pushes back on the server instead of using memory.
         on_open: called (and awaited if async) after each successful open.
         on_close: called with a :class:`CloseInfo` after each failed attempt and each close.
+        recover: in rooms that keep history, ask for what was missed at each reconnect and
+            read broadcasts out of their envelopes (see :mod:`partydeco.client.recovery`).
         connect_options: extra keyword arguments for :func:`websockets.asyncio.client.connect`
             (``ssl``, ``proxy``, ``ping_interval``, ``compression``...).
         rng: random source for jitter, a function returning a float in ``[0, 1)``.
@@ -127,6 +126,7 @@ class PartySocket:
         on_close: CloseCallback | None = None,
         connect_options: Mapping[str, Any] | None = None,
         rng: Callable[[], float] = random.random,
+        recover: bool = True,
     ) -> None:
         if max_retries is not None and max_retries < 0:
             raise ValueError("max_retries must be >= 0 or None")
@@ -151,6 +151,8 @@ class PartySocket:
         self._on_close = on_close
         self._connect_options = dict(connect_options or {})
         self._rng = rng
+        #: the room's history position (``None`` with ``recover=False``).
+        self.recovery = Recovery() if recover else None
 
         self._buffer = OfflineBuffer(max_buffered, overflow)
         self._inbox: deque[Message] = deque()  # received, not yet read
@@ -377,7 +379,7 @@ class PartySocket:
             self.close_info = info
             await call_back(self.room_url, self._on_close, info)
             if not self.should_reconnect(info):
-                await self._give_up(self._terminal_error(info, failures))
+                await self._give_up(stopped_error(info, failures))
                 return
             attempt += 1
 
@@ -385,6 +387,8 @@ class PartySocket:
         """Make one connection attempt; return the open connection or why it failed."""
         try:
             query = await resolve(self._query)
+            if self.recovery is not None:
+                query = {**query, **self.recovery.query()}
             headers = await resolve(self._headers)
             self._url = self.address.ws_url(self.id, query)
             options: dict[str, Any] = {
@@ -417,7 +421,10 @@ class PartySocket:
                 self._is_open = True
                 self._cond.notify_all()
             await call_back(self.room_url, self._on_open)
-            async for message in ws:
+            async for frame in ws:
+                message = frame if self.recovery is None else self.recovery.receive(frame)
+                if message is None:
+                    continue
                 async with self._cond:
                     await self._cond.wait_for(
                         lambda: len(self._inbox) < self._max_inbox or self._stopping
@@ -435,13 +442,6 @@ class PartySocket:
                 await ws.close()
         code = ws.close_code if ws.close_code is not None else 1006
         return CloseInfo(code=code, reason=ws.close_reason or "")
-
-    def _terminal_error(self, info: CloseInfo, failures: int) -> ReconnectStoppedError:
-        if info.status is not None:
-            return HandshakeRejectedError(info, failures)
-        if info.code is not None:
-            return ClosedByServerError(info, failures)
-        return ReconnectStoppedError(f"stopped reconnecting after {info.error!r}", info, failures)
 
     async def _give_up(self, error: ReconnectStoppedError) -> None:
         logger.info("%s: not reconnecting: %s", self.room_url, error)

@@ -101,9 +101,10 @@ class NodePartySocket:
             for e in self.of(sock, "message")[:count]
         ]
 
-    async def open(self, sock: str, token: str, **options: Any) -> None:
-        """``new PartySocket({...options, query: async () => ({token})})``."""
-        await self.request("open", sock=sock, token=token, options=options)
+    async def open(self, sock: str, token: str, *, history: bool = False, **options: Any) -> None:
+        """``new PartySocket({...options, query: async () => ({token})})``; with *history*,
+        through the recovery snippet ``examples/chat/static/history.js``."""
+        await self.request("open", sock=sock, token=token, history=history, options=options)
 
     async def send(self, sock: str, data: str | bytes) -> bool:
         """``ps.send(data)``; returns partysocket's own result (False when queued)."""
