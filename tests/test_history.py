@@ -79,7 +79,7 @@ async def until_text(sock: PartySocket, wanted: str) -> list[str]:
     """Read messages until *wanted* (or one that starts with ``wanted[:-1]`` for a
     *wanted* ending in ``*``); all of them, in order."""
     seen = [await text(sock)]
-    while not (seen[-1] == wanted or wanted.endswith("*") and seen[-1].startswith(wanted[:-1])):
+    while not (seen[-1] == wanted or (wanted.endswith("*") and seen[-1].startswith(wanted[:-1]))):
         seen.append(await text(sock))
     return seen
 
