@@ -10,7 +10,11 @@ http://127.0.0.1:1999/?room=lobby&token=bob-token.
 Tokens come from ``CHAT_TOKENS`` (``token:user,token:user``; in the environment or a ``.env``
 file). The defaults are demo tokens: set your own before exposing the server anywhere.
 The page sends its token as ``?token=`` (browsers cannot set WebSocket headers); the hooks
-check it and pass the user on as ``X-User-ID``.
+check it and pass the user on as ``X-User-ID``, which makes them the connection's principal.
+
+The party keeps presence (who is here, with ``partydeco.presence`` / ``join`` / ``leave``
+messages; a reloading tab is not a leave) and the last 100 messages, so a page that lost
+its connection gets what it missed when it reconnects (``static/history.js``).
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ import msgspec
 from quart import Response as QuartResponse
 from quart import send_from_directory
 
-from partydeco import App, ConnectContext, Connection, Lobby, Request, Response, Room
+from partydeco import App, Connection, Lobby, Request, Response, Room
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEMO_TOKENS = "alice-token:alice,bob-token:bob,carol-token:carol"
 
 app = App()
 chat = app.party("main")
+chat.configure(presence=True, history=100)
 
 
 class Say(msgspec.Struct, tag="message"):
@@ -59,33 +64,17 @@ chat.before_connect(authenticate)
 chat.before_request(authenticate)
 
 
-def present(room: Room, leaving: str | None = None) -> list[str]:
-    """The users with an open connection in ``room``, sorted, each once."""
-    return sorted({c.state["user"] for c in room.get_connections() if c.id != leaving and c.state})
-
-
-@chat.on_connect
-async def join(connection: Connection, ctx: ConnectContext) -> None:
-    connection.set_state({"user": ctx.request.headers["X-User-ID"]})
-    connection.room.broadcast({"type": "presence", "users": present(connection.room)})
-
-
 @chat.on_message
 async def say(message: Say, sender: Connection) -> None:
     text = message.text.strip()[:500]
-    if text:
-        sender.room.broadcast({"type": "message", "from": sender.state["user"], "text": text})
-
-
-@chat.on_close
-async def leave(connection: Connection, code: int, reason: str) -> None:
-    users = present(connection.room, leaving=connection.id)
-    connection.room.broadcast({"type": "presence", "users": users}, without=[connection.id])
+    if text:  # kept in the room's history: sent with its offset
+        sender.room.broadcast({"type": "message", "from": sender.principal, "text": text})
 
 
 @chat.on_request
 async def who(request: Request, room: Room) -> dict[str, Any]:
-    return {"room": room.id, "you": request.headers["X-User-ID"], "users": present(room)}
+    users = sorted(room.presence.users())
+    return {"room": room.id, "you": request.headers["X-User-ID"], "users": users}
 
 
 @app.quart.route("/")

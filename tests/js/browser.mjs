@@ -60,6 +60,19 @@ try {
   await alice.page.waitForFunction(() => document.querySelectorAll("#messages li").length >= 1, null, WAIT);
   report.alice_messages = await texts(alice.page, "#messages li");
 
+  // bob goes offline; alice writes meanwhile; bob's page gets it when it reconnects
+  // (history.js asks with since/epoch), and alice never saw bob leave (presence grace).
+  await bob.page.evaluate(() => window.chat.socket.close());
+  await bob.page.waitForFunction(() => window.chat.socket.readyState === 3, null, WAIT);
+  await alice.page.fill("#text", "while bob was away");
+  await alice.page.press("#text", "Enter");
+  await alice.page.waitForFunction(() => document.querySelectorAll("#messages li").length >= 2, null, WAIT);
+  await bob.page.evaluate(() => window.chat.socket.reconnect());
+  await bob.page.waitForFunction(() => document.querySelectorAll("#messages li").length >= 2, null, WAIT);
+  report.bob_recovered = await texts(bob.page, "#messages li");
+  report.bob_ws_urls = bob.sockets;
+  report.alice_users_after = await texts(alice.page, "#users li");
+
   const mallory = await openPage("mallory", cfg.bad);
   await mallory.page.waitForFunction(() => document.getElementById("status").className === "error", null, WAIT);
   report.bad_status = await mallory.page.textContent("#status");

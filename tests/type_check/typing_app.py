@@ -87,3 +87,19 @@ async def awaited(message: str, sender: Connection) -> None:
 
 # requires_env returns the handler with its type.
 keep_awaited: Callable[[str, Connection], object] = awaited
+
+
+@party.on_join
+async def joined(user: str, room: Room) -> None:
+    present: dict[str, int] = room.presence.users()
+    offset: int = room.history.offset
+    room.broadcast({"joined": user, "present": len(present), "at": offset}, history=False)
+
+
+@party.on_leave
+def left(user: str, room: Room) -> None:
+    del user, room
+
+
+keep_joined: Callable[[str, Room], object] = joined
+keep_left: Callable[[str, Room], object] = left

@@ -1,7 +1,9 @@
 // The chat page: joins a room with the real partysocket browser build.
 // Page URL: /?room=<room>&token=<token>. The token goes in the query (browsers cannot set
 // headers on a WebSocket); the server's before-connect hook checks it and sets X-User-ID.
+// The room keeps presence and history: history.js asks for what was missed on reconnects.
 import PartySocket from "./vendor/partysocket/index.js";
+import { roomHistory } from "./history.js";
 
 const params = new URLSearchParams(location.search);
 const room = params.get("room") || "lobby";
@@ -26,19 +28,20 @@ function addMessage(from, text) {
   $("messages").append(li);
 }
 
-function showUsers(users) {
-  $("users").replaceChildren(...users.map((u) => {
+const users = new Set();
+function showUsers() {
+  $("users").replaceChildren(...[...users].sort().map((u) => {
     const li = document.createElement("li");
     li.textContent = u;
     return li;
   }));
 }
 
-const socket = new PartySocket({
-  host: location.host,
-  room,
-  query: async () => ({ token }),
-});
+const history = roomHistory(
+  async () => ({ token }),
+  () => addMessage("server", "some messages were missed while offline"),
+);
+const socket = new PartySocket({ host: location.host, room, query: history.query });
 // Exposed for tests and for poking at in the console.
 window.chat = { socket, stopped: false };
 
@@ -49,9 +52,20 @@ socket.addEventListener("open", () => {
   input.disabled = button.disabled = false;
 });
 socket.addEventListener("message", (event) => {
-  const data = JSON.parse(event.data);
-  if (data.type === "presence") showUsers(data.users);
-  else if (data.type === "message") addMessage(data.from, data.text);
+  const text = history.receive(event.data);
+  if (text === null) return;
+  const data = JSON.parse(text);
+  if (data.type === "partydeco.presence") {
+    users.clear();
+    for (const user of data.users) users.add(user.id);
+    showUsers();
+  } else if (data.type === "partydeco.join") {
+    users.add(data.user);
+    showUsers();
+  } else if (data.type === "partydeco.leave") {
+    users.delete(data.user);
+    showUsers();
+  } else if (data.type === "message") addMessage(data.from, data.text);
   else if (data.error) addMessage("server", `${data.error}: ${data.detail ?? ""}`);
 });
 
