@@ -27,6 +27,7 @@ Usage::
     python bench/app.py --port 8000 --server uvicorn   # Uvicorn, uvloop + httptools
     python bench/app.py --port 8000 --metrics          # with Prometheus metrics on
     python bench/app.py --port 8000 --key-file key.pem --token-cache off
+    python bench/app.py --port 8000 --history 100      # rooms keep their last 100 broadcasts
     cd bench && PORT=8000 uvicorn app:party --port 8000 --ws-per-message-deflate false
 """
 
@@ -191,12 +192,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--metrics", action="store_true", help="Prometheus metrics on (PARTYDECO_METRICS=1)"
     )
+    parser.add_argument(
+        "--history", type=int, default=0,
+        help="broadcasts each room keeps (history=N, stored in SQLite); 0: none",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.metrics:
         os.environ["PARTYDECO_METRICS"] = "1"  # read when the server starts
     if args.key_file:
         use_key(args.key_file)
     configure(args.port, args.token or ["bench-token"], args.auth, args.token_cache == "on")
+    if args.history:
+        party.configure(history=args.history)
     if args.server == "uvicorn":
         import uvicorn
 

@@ -37,6 +37,7 @@ const OPTIONS = {
   issuer: 'https://bench.partydeco.invalid', // the fresh tokens' iss (bench/app.py's)
   audience: 'partydeco-bench', // the fresh tokens' aud (bench/app.py's)
   kid: 'bench-1', // the fresh tokens' kid (bench/app.py's)
+  history: 0, // 1: the party keeps history (frames are envelopes; see unwrap())
 };
 
 function parseArgs(argv) {
@@ -158,6 +159,26 @@ class Client {
   }
 }
 
+// A party with history sends a position frame first, then every broadcast as
+// {"type":"partydeco.message","offset":N,"data":"<text>"}. unwrap() checks the envelope
+// and that offsets only grow (strictly: a sender is left out of its own broadcasts), and
+// returns the text; the bench's texts are letters, digits, "|" and ".", never escaped.
+const POSITION = '{"type":"partydeco.position","epoch":"';
+const ENVELOPE = '{"type":"partydeco.message","offset":';
+const DATA = ',"data":"';
+function unwrap(text, client, errors) {
+  if (text === null || !text.startsWith(ENVELOPE)) return text;
+  const comma = text.indexOf(DATA, ENVELOPE.length);
+  const offset = Number(text.slice(ENVELOPE.length, comma));
+  if (comma < 0 || !text.endsWith('"}') || !Number.isInteger(offset)) {
+    errors.add(`bad envelope: ${text.slice(0, 60)}`);
+    return null;
+  }
+  if (offset <= client.offset) errors.add(`offset ${offset} after ${client.offset}`);
+  client.offset = offset;
+  return text.slice(comma + DATA.length, -2);
+}
+
 function roomPath(opts, room, withToken = true, token = opts.token) {
   const id = randomBytes(8).toString('hex');
   const q = withToken ? `&token=${encodeURIComponent(token)}` : '';
@@ -171,7 +192,17 @@ function connect(opts, room, errors, onText, onClose) {
     let greeted = false;
     const client = new Client(opts, roomPath(opts, room), {
       onOpen: (err) => { if (err) { errors.add(err); resolve(null); } },
-      onText: (text) => {
+      onText: (frame) => {
+        let text = frame;
+        if (opts.history) {
+          if (client.offset === undefined) {
+            if (!String(frame).startsWith(POSITION)) errors.add(`first message is not a position: ${frame}`);
+            client.offset = JSON.parse(frame).offset;
+            return;
+          }
+          text = unwrap(frame, client, errors);
+          if (text === null) return;
+        }
         if (greeted) { onText(text, client); return; }
         greeted = true;
         if (text !== 'hello') { errors.add(`first message is not hello: ${text}`); client.close(); resolve(null); return; }

@@ -18,6 +18,7 @@ Requires node (no npm packages). Results also go to ``bench/results/`` as JSON.
     python bench/run.py                         # ~4 min on 2 cores
     python bench/run.py --rounds 5 --uvicorn    # steadier, with Uvicorn
     python bench/run.py --scenarios fanout50,http --servers quart,partydeco
+    python bench/run.py --scenarios fanout50,fanout500 --servers quart,partydeco,partydeco-history
     python bench/run.py --against ../old-checkout  # this tree against another one
 """
 
@@ -65,6 +66,10 @@ SERVERS: dict[str, tuple[list[str], str]] = {
         [PY, "bench/app.py", "--token-cache", "off", "--key-file", "{keyfile}", "--port", "{port}"],
         "bench/app.py on Hypercorn, every token verified in full (no token cache)",
     ),
+    "partydeco-history": (
+        [PY, "bench/app.py", "--history", "100", "--port", "{port}"],
+        "bench/app.py on Hypercorn, rooms keep their last 100 broadcasts (SQLite)",
+    ),
     "partydeco-noauth": (
         [PY, "bench/app.py", "--auth", "presence", "--port", "{port}"],
         "bench/app.py on Hypercorn, token presence check only (no JWT)",
@@ -79,6 +84,10 @@ SERVERS: dict[str, tuple[list[str], str]] = {
     ),
 }
 BASELINE = "quart"
+#: Extra loadgen arguments per server: a party with history sends envelopes.
+LOADGEN_EXTRA: dict[str, list[str]] = {"partydeco-history": ["--history", "1"]}
+#: The workloads the history server takes part in (they broadcast).
+HISTORY_SCENARIOS = {"fanout50", "fanout500", "rooms"}
 #: The checkout each server runs from (with it on PYTHONPATH); this one unless --against.
 ROOTS: dict[str, Path] = {}
 
@@ -141,6 +150,8 @@ TARGETS = [
     ),
     ("RS256 HTTP, reused token, vs minimal Quart", "http", "partydeco", "quart", 1.5),
     ("Uvicorn fan-out 50 vs Starlette", "fanout50", "partydeco-uvicorn", "starlette-uvicorn", 0.9),
+    ("fan-out 50, history on vs off", "fanout50", "partydeco-history", "partydeco", 0.9),
+    ("fan-out 500, history on vs off", "fanout500", "partydeco-history", "partydeco", 0.9),
     (
         "Uvicorn fan-out 500 vs Starlette",
         "fanout500",
@@ -334,7 +345,7 @@ def main() -> None:
         for name in names:
             servers[name] = start(name, results, pin_server)
         for name, server in servers.items():
-            check = loadgen(["check"], server.port, pin_lg)
+            check = loadgen(["check", *LOADGEN_EXTRA.get(name, [])], server.port, pin_lg)
             if check["errors"]:
                 print(f"{name} fails the protocol check: {check['error_kinds']}", file=sys.stderr)
                 failed = True
@@ -349,12 +360,15 @@ def main() -> None:
                     order = [n for n in order if n.startswith("partydeco")]
                 if scenario.endswith("-fresh"):
                     order = [n for n in order if takes_fresh_tokens(n)]
+                if scenario not in HISTORY_SCENARIOS:
+                    order = [n for n in order if n not in LOADGEN_EXTRA]
                 for name in order:
                     server = servers[name]
                     time.sleep(args.pause)
                     cpu0, t0 = cpu_seconds(server.process.pid), time.monotonic()
                     workload = fill(SCENARIOS[scenario][0], keyfile=results / "bench-key.pem")
-                    result = loadgen(scaled(workload, args.scale), server.port, pin_lg)
+                    workload = scaled(workload, args.scale) + LOADGEN_EXTRA.get(name, [])
+                    result = loadgen(workload, server.port, pin_lg)
                     elapsed = time.monotonic() - t0
                     result["server_cpu_avg"] = (cpu_seconds(server.process.pid) - cpu0) / elapsed
                     result["round"] = round_

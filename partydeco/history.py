@@ -36,8 +36,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from .codec import encode_json
-from .historystore import Entry, HistoryStore
-from .storage import MAX_VALUE_BYTES
+from .historystore import MAX_ENTRY_BYTES, Entry, HistoryStore
 
 if TYPE_CHECKING:
     from .config import Config
@@ -49,10 +48,6 @@ __all__ = ["Entry", "History", "new_epoch"]
 
 _EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SINCE = re.compile(r"^[0-9]{1,15}$")
-# What a stored entry costs besides its frame and ids (the time, the list, its key).
-_OVERHEAD = 64
-# Frames up to this many characters are surely under the storage value limit.
-_SAFE_CHARS = (MAX_VALUE_BYTES - 4096) // 4
 
 
 def new_epoch() -> str:
@@ -122,13 +117,10 @@ class History:
         offset = self.offset + 1
         data = encode_json(message)
         frame = (b'{"type":"partydeco.message","offset":%d,"data":%b}' % (offset, data)).decode()
-        kept: str | None = frame
-        if len(frame) > _SAFE_CHARS:
-            size = len(frame.encode()) + sum(len(i) for i in without) + _OVERHEAD
-            if size > MAX_VALUE_BYTES:
-                kept = None  # too large to store: a client that missed it must resync
         self.offset = offset
-        entry = Entry(offset, time.time(), kept, without)
+        entry = Entry(offset, time.time(), frame, without)
+        if entry.size > MAX_ENTRY_BYTES:  # too large to store: who missed it must resync
+            entry = Entry(offset, entry.at, None, without)
         self._ring.append(entry)
         self._size += entry.size
         self.trim(entry.at)

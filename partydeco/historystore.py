@@ -2,43 +2,49 @@
 
 Keys (in the room's storage, beside the app's own keys)::
 
-    partydeco.history:meta               {"v": 1, "epoch": E, "clean": bool, "next": N}
-    partydeco.history:<offset, 16 hex>   [time, frame or None, [excluded connection ids]]
+    partydeco.history:meta              {"v": 1, "epoch": E, "clean": bool, "next": N}
+    partydeco.history:<offset, 16 hex>  [[offset, time, frame or None, [excluded ids]], ...]
 
-Loading (before ``on_start``) reads them all. If ``meta`` says *clean*, the epoch
-goes on and the entries up to ``next - 1`` are the history; otherwise (no meta, or the
-previous owner of the room did not unload it: it crashed, or lost its Redis lease)
-history may have been lost, so the room starts a new epoch and deletes the old
-entries. Either way ``meta`` is then written *not clean* before any broadcast.
+Each row holds consecutive broadcasts, the first one's offset in its key. Loading (before
+``on_start``) reads them all. If ``meta`` says *clean*, the epoch goes on and the
+broadcasts up to ``next - 1`` are the history; otherwise (no meta, or the room's previous
+owner did not unload it: it crashed, or lost its Redis lease) history may have been lost,
+so the room starts a new epoch and deletes the old rows. Either way ``meta`` is then
+written *not clean*, before any broadcast.
 
-One writer task per room writes what was broadcast since its last write in one
-``put`` (a group commit), and deletes what the limits dropped, oldest first. It uses
-``allow_concurrency`` and ``allow_unconfirmed``: history writes never stop the room's
-events nor hold its frames, because the offsets are assigned in order when the
-broadcast is made and the writer keeps that order itself. It runs in a context of
-its own, so a broadcast made inside ``room.storage.transaction()`` does not pull the
-writer's writes into that transaction.
+One writer per room stores, about once a second (:data:`FLUSH_INTERVAL`), what was
+broadcast since its last write as new rows, and deletes the rows the limits dropped, in
+one atomic write. The writes go straight to the backend (under the room's write lock):
+they never stop the room's events nor hold its frames, and never join a transaction
+that is open in the room, because the offsets were assigned in order when the broadcasts
+were made and the writer keeps that order itself. A crash loses at most what the last
+second broadcast, and the history is then not clean anyway.
 
-Unloading waits for the writer, then writes ``meta`` *clean* with the next offset.
-A room loaded again in the same process first waits for that.
+Unloading writes what is left and ``meta`` *clean* with the next offset; a room loaded
+again in the same process first waits for that.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import weakref
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .errors import SetupError
-from .storage import RoomKey, StorageBackend, StorageClosedError
+from .storage import MAX_VALUE_BYTES, RoomKey, StorageBackend, StorageClosedError
+from .storage.base import WriteBatch
+from .storage.values import encode_key, encode_value
 
 if TYPE_CHECKING:
     from .history import History
     from .storage import RoomStorage
 
-__all__ = ["META", "PREFIX", "Entry", "HistoryStore", "wait_unloaded"]
+__all__ = [
+    "FLUSH_INTERVAL", "MAX_ENTRY_BYTES", "META", "PREFIX", "Entry", "HistoryStore",
+    "wait_unloaded",
+]  # fmt: skip
 
 logger = logging.getLogger("partydeco")
 
@@ -46,11 +52,15 @@ logger = logging.getLogger("partydeco")
 PREFIX = "partydeco.history:"
 #: The key of the history's description.
 META = PREFIX + "meta"
+#: Seconds between two writes of one room's history.
+FLUSH_INTERVAL = 1.0
 _FORMAT = 1
 _RETRY_FIRST = 0.05
 _RETRY_MAX = 5.0
-# What a stored entry costs besides its frame (offset, time, list, key).
+# What an entry costs besides its frame and excluded ids (its numbers, the list).
 _OVERHEAD = 64
+#: The largest broadcast kept (with its excluded ids): rows stay under the value limit.
+MAX_ENTRY_BYTES = MAX_VALUE_BYTES - 1024
 
 # Unloads still writing, by backend and room: a room loaded again waits for its own;
 # a server stopping waits for all of them before it closes the storage.
@@ -72,11 +82,12 @@ class Entry:
         self.at = at
         self.frame = frame
         self.without = without
-        self.size = (len(frame) if frame is not None else 0) + _OVERHEAD + sum(map(len, without))
+        size = 0 if frame is None else len(frame) if frame.isascii() else len(frame.encode())
+        self.size = size + _OVERHEAD + sum(len(i.encode()) for i in without)
 
     def stored(self) -> list[Any]:
-        """The value kept in storage."""
-        return [self.at, self.frame, list(self.without)]
+        """The entry as a row keeps it."""
+        return [self.offset, self.at, self.frame, list(self.without)]
 
 
 def _key(offset: int) -> str:
@@ -104,8 +115,9 @@ class HistoryStore:
     __slots__ = (
         "_high",
         "_history",
+        "_hurry",
         "_idle",
-        "_low",
+        "_rows",
         "_stale",
         "_stopped",
         "_storage",
@@ -118,23 +130,29 @@ class HistoryStore:
     def __init__(self, history: History, storage: RoomStorage | None) -> None:
         self._history = history
         self._storage = storage
-        # Every stored entry's offset is in [_low, _high]; empty when _low > _high.
-        self._low = 1
-        self._high = 0
-        self._stale: list[str] = []  # stored keys that are no entry of the history
+        self._high = 0  # the last offset stored
+        # The stored rows, oldest first: (first offset, last offset).
+        self._rows: deque[tuple[int, int]] = deque()
+        self._stale: list[str] = []  # stored keys that are no row of this history
         self._writer: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()  # write now, not after the interval
         self._idle = asyncio.Event()
         self._idle.set()
-        self._stopped = False  # the storage is gone: stop writing
+        self._stopped = False  # the storage is gone, or the room was lost: stop writing
         self._unloaded = False
         self.loaded = False
         self.lost = False
 
     def __repr__(self) -> str:
-        return f"<HistoryStore stored={self._low}..{self._high} loaded={self.loaded}>"
+        return f"<HistoryStore stored through {self._high}, {len(self._rows)} rows>"
 
     @property
     def storage(self) -> RoomStorage:
+        """The room's storage.
+
+        Raises:
+            SetupError: the room has none (it was not made by an App).
+        """
         if self._storage is None:
             raise SetupError("history needs room storage (a room made by an App)")
         return self._storage
@@ -143,6 +161,16 @@ class HistoryStore:
     def pending(self) -> int:
         """Broadcasts kept in memory and not yet stored."""
         return max(0, self._history.offset - max(self._high, self._history.first - 1))
+
+    async def _apply(self, changes: dict[str, Any]) -> None:
+        """Write *changes* (``None`` deletes) in one atomic write, past the room's gates."""
+        storage = self.storage
+        batch = WriteBatch(
+            {encode_key(k): None if v is None else encode_value(k, v) for k, v in changes.items()}
+        )
+        backend, room = storage.backend, storage.room_key
+        async with backend.lock(room):
+            await backend.write(room, batch)
 
     # -- loading ------------------------------------------------------------------------
 
@@ -159,22 +187,20 @@ class HistoryStore:
         rows: dict[str, Any] = await storage.list(prefix=PREFIX)
         meta = rows.pop(META, None)
         history = self._history
-        entries: list[Entry] = []
+        changes: dict[str, Any] = {}
         if _is_clean(meta):
-            epoch, following = meta["epoch"], meta["next"]
-            entries = _run(rows, following)
-            kept = {_key(entry.offset) for entry in entries}
-            # Deleted by the writer before it puts anything: a stale key can never
-            # shadow a new entry.
+            following = meta["next"]
+            entries, kept = _run(rows, following)
             self._stale = [key for key in rows if key not in kept]
-            if entries:
-                self._low, self._high = entries[0].offset, entries[-1].offset
-            history.restore(epoch, following - 1, entries)
+            self._rows = deque(kept.values())
+            self._high = following - 1
+            history.restore(meta["epoch"], following - 1, entries)
         else:
             self.lost = bool(rows) or meta is not None
-            if rows:  # a new epoch starts at offset 1 again: clear the old keys first
-                await storage.delete(list(rows))
-        await storage.put(META, {"v": _FORMAT, "epoch": history.epoch, "clean": False})
+            # A new epoch starts at offset 1 again: the old rows go in the same write.
+            changes = dict.fromkeys(rows)
+        changes[META] = {"v": _FORMAT, "epoch": history.epoch, "clean": False}
+        await self._apply(changes)
         self.loaded = True
         self.wake()
 
@@ -184,28 +210,33 @@ class HistoryStore:
         """Start the writer if there is something to write and it is not running."""
         if self._writer is None and self.loaded and not self._stopped and self._work():
             self._idle.clear()
-            # A context of its own: see the module.
             self._writer = asyncio.get_running_loop().create_task(
-                self._write_all(), name="partydeco-history-writer", context=contextvars.Context()
+                self._write_all(), name="partydeco-history-writer"
             )
 
     def _work(self) -> bool:
-        history = self._history
-        return (
-            bool(self._stale)
-            or self._high < history.offset
-            or self._low < min(history.first, self._high + 1)
-        )
+        history, rows = self._history, self._rows
+        dead = bool(rows) and rows[0][1] < history.first
+        return bool(self._stale) or self._high < history.offset or dead
 
     async def flush(self) -> bool:
-        """Wait until the writer is idle; whether everything kept is stored."""
+        """Write now and wait until the writer is idle; whether everything kept is stored."""
+        self._hurry.set()
+        self.wake()
         await self._idle.wait()
         return not self._work()
 
     async def _write_all(self) -> None:
         delay = _RETRY_FIRST
         try:
-            while self._work() and not self._stopped:
+            while not self._stopped:
+                if not self._hurry.is_set():  # one write a second: rows of many broadcasts
+                    try:
+                        await asyncio.wait_for(self._hurry.wait(), FLUSH_INTERVAL)
+                    except TimeoutError:
+                        pass
+                if not self._work():
+                    break
                 try:
                     await self._write_once()
                     delay = _RETRY_FIRST
@@ -220,29 +251,40 @@ class HistoryStore:
                     delay = min(delay * 2, _RETRY_MAX)
         finally:
             self._writer = None
+            if not self._unloaded:
+                self._hurry.clear()
             self._idle.set()
 
     async def _write_once(self) -> None:
-        storage, history = self.storage, self._history
-        dead_end = min(history.first, self._high + 1)
-        if self._low < dead_end or self._stale:
-            stale, self._stale = self._stale, []
-            try:
-                keys = [_key(offset) for offset in range(self._low, dead_end)]
-                await storage.delete(keys + stale, allow_concurrency=True, allow_unconfirmed=True)
-            except BaseException:
-                self._stale = stale + self._stale
-                raise
-            self._low = max(self._low, dead_end)
-        # What was broadcast since the last write, up to now, in one put.
+        history = self._history
         first, last = history.first, history.offset
-        start = max(self._high + 1, first)
-        if start > last:
-            return
-        batch = {_key(entry.offset): entry.stored() for entry in history.kept(start)}
-        await storage.put(batch, allow_concurrency=True, allow_unconfirmed=True)
-        if self._low > self._high:
-            self._low = start
+        changes: dict[str, Any] = {}
+        dead = 0
+        for row_first, row_last in self._rows:  # rows wholly dropped by the limits
+            if row_last >= first:
+                break
+            changes[_key(row_first)] = None
+            dead += 1
+        changes.update(dict.fromkeys(self._stale))
+        rows: list[tuple[int, int]] = []
+        row: list[list[Any]] = []
+        size = 0
+        for entry in history.kept(max(self._high + 1, first)):
+            if row and size + entry.size > MAX_ENTRY_BYTES:
+                rows.append((row[0][0], row[-1][0]))
+                changes[_key(row[0][0])] = row
+                row, size = [], 0
+            row.append(entry.stored())
+            size += entry.size
+        if row:
+            rows.append((row[0][0], row[-1][0]))
+            changes[_key(row[0][0])] = row
+        stale = len(self._stale)
+        await self._apply(changes)
+        for _ in range(dead):
+            self._rows.popleft()
+        self._rows.extend(rows)
+        del self._stale[:stale]
         self._high = last
 
     # -- unloading ----------------------------------------------------------------------
@@ -262,20 +304,19 @@ class HistoryStore:
             return
         storage = self.storage
         task = asyncio.get_running_loop().create_task(
-            self._finish(), name="partydeco-history-unload", context=contextvars.Context()
+            self._finish(), name="partydeco-history-unload"
         )
         tasks = _unloading.setdefault(storage.backend, {})
         tasks[storage.room_key] = task
         task.add_done_callback(lambda t: _forget(storage.backend, storage.room_key, t))
 
     async def _finish(self) -> None:
-        self.wake()
         if not await self.flush() or self._stopped:
             return  # left not clean: the next load starts a new epoch
-        meta = {"v": _FORMAT, "epoch": self._history.epoch, "clean": True,
-                "next": self._history.offset + 1}
+        history = self._history
+        meta = {"v": _FORMAT, "epoch": history.epoch, "clean": True, "next": history.offset + 1}
         try:
-            await self.storage.put(META, meta, allow_concurrency=True, allow_unconfirmed=True)
+            await self._apply({META: meta})
         except Exception:
             logger.warning("history: could not mark the history of %r clean",
                            self.storage.room_key, exc_info=True)
@@ -298,20 +339,32 @@ def _is_clean(meta: Any) -> bool:
     )
 
 
-def _run(rows: dict[str, Any], following: int) -> list[Entry]:
-    """The stored entries that end at offset ``following - 1`` without a hole."""
+def _run(rows: dict[str, Any], following: int) -> tuple[list[Entry], dict[str, tuple[int, int]]]:
+    """The stored broadcasts that end at offset ``following - 1`` without a hole, and the
+    rows they come from (by key)."""
+    found: dict[int, Entry] = {}
+    spans: dict[int, tuple[str, int]] = {}  # offset -> (its row's key, the row's first)
+    for key, row in rows.items():
+        if not isinstance(row, list):
+            continue
+        for item in row:
+            if not (
+                isinstance(item, list) and len(item) == 4
+                and isinstance(item[0], int) and isinstance(item[1], (int, float))
+                and (item[2] is None or isinstance(item[2], str))
+                and isinstance(item[3], list) and all(isinstance(i, str) for i in item[3])
+            ):  # fmt: skip
+                continue
+            found[item[0]] = Entry(item[0], float(item[1]), item[2], tuple(item[3]))
+            spans[item[0]] = (key, row[0][0] if isinstance(row[0], list) else item[0])
     entries: list[Entry] = []
     offset = following - 1
-    while offset >= 1:
-        value = rows.get(_key(offset))
-        if not (
-            isinstance(value, list) and len(value) == 3
-            and isinstance(value[0], (int, float))
-            and (value[1] is None or isinstance(value[1], str))
-            and isinstance(value[2], list) and all(isinstance(i, str) for i in value[2])
-        ):  # fmt: skip
-            break
-        entries.append(Entry(offset, float(value[0]), value[1], tuple(value[2])))
+    while offset in found:
+        entries.append(found[offset])
         offset -= 1
     entries.reverse()
-    return entries
+    kept: dict[str, tuple[int, int]] = {}
+    for entry in entries:
+        key, row_first = spans[entry.offset]
+        kept[key] = (row_first, entry.offset)
+    return entries, kept
