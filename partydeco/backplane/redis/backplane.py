@@ -73,8 +73,7 @@ class RedisBackplane:
 
     Args:
         url: the Redis URL.
-        dispatch, env, config, storage: what every room is made with.
-        configs: the configurations of parties with options of their own.
+        dispatch, env, config, storage, configs: what every room is made with.
     """
 
     def __init__(
@@ -158,11 +157,9 @@ class RedisBackplane:
     def release(self, room: RoomHandle) -> None:
         """Forget an idle room and give its lease back."""
         key = RoomKey(room.party, room.id)
-        cluster_room = self._rooms.get(key)
-        if not room.idle or cluster_room is not room:
+        if not room.idle or self._rooms.get(key) is not room:
             return
-        del self._rooms[key]
-        cluster_room.room.unload()
+        self._rooms.pop(key).room.unload()
         if self.owned.get(key) is room:
             del self.owned[key]
             if self._available:
