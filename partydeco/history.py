@@ -117,13 +117,20 @@ class History:
         offset = self.offset + 1
         data = encode_json(message)
         frame = (b'{"type":"partydeco.message","offset":%d,"data":%b}' % (offset, data)).decode()
-        self.offset = offset
         entry = Entry(offset, time.time(), frame, without)
         if entry.size > MAX_ENTRY_BYTES:  # too large to store: who missed it must resync
             entry = Entry(offset, entry.at, None, without)
-        self._ring.append(entry)
+        self.offset = offset
+        ring = self._ring
+        ring.append(entry)
         self._size += entry.size
-        self.trim(entry.at)
+        ttl = self.ttl
+        if (
+            len(ring) > self.limit
+            or self._size > self.max_bytes
+            or (ttl is not None and ring[0].at < entry.at - ttl)
+        ):
+            self.trim(entry.at)
         self.store.wake()
         return frame
 

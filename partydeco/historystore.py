@@ -82,8 +82,12 @@ class Entry:
         self.at = at
         self.frame = frame
         self.without = without
-        size = 0 if frame is None else len(frame) if frame.isascii() else len(frame.encode())
-        self.size = size + _OVERHEAD + sum(len(i.encode()) for i in without)
+        size = _OVERHEAD
+        if frame is not None:
+            size += len(frame) if frame.isascii() else len(frame.encode())
+        if without:
+            size += sum(map(len, without)) * (1 if all(map(str.isascii, without)) else 4)
+        self.size = size
 
     def stored(self) -> list[Any]:
         """The entry as a row keeps it."""

@@ -287,18 +287,26 @@ def nodes() -> Iterator[list[Process]]:
 async def test_presence_is_the_same_across_two_processes_on_redis(
     redis_server: RedisServer, redis_prefix: str, nodes: list[Process]
 ) -> None:
-    a = start_node(redis_server, redis_prefix, HISTORY="0")
+    a = start_node(redis_server, redis_prefix)  # with history (100) too
     nodes.append(a)
-    b = start_node(redis_server, redis_prefix, HISTORY="0")
+    b = start_node(redis_server, redis_prefix)
     nodes.append(b)
+
+    async def joined(ws: ClientConnection) -> dict[str, int]:
+        assert (await frame(ws))["type"] == "partydeco.position"
+        return users(await frame(ws))
+
     async with tab(a.base, "alice") as alice:
+        epoch = (await frame(alice))["epoch"]
         assert users(await frame(alice)) == {"alice": 1}
+        await alice.send("hello")  # offset 1, kept by the owner
+        assert (await frame(alice))["data"] == "alice:hello"
         async with tab(b.base, "bob") as bob, tab(a.base, "bob") as bob2:
-            assert users(await frame(bob)) == {"alice": 1, "bob": 1}
-            assert users(await frame(bob2)) == {"alice": 1, "bob": 2}
+            assert await joined(bob) == {"alice": 1, "bob": 1}
+            assert await joined(bob2) == {"alice": 1, "bob": 2}
             assert await frame(alice) == {"type": "partydeco.join", "user": "bob", "count": 2}
             async with tab(b.base, "carol") as carol:
-                assert users(await frame(carol)) == {"alice": 1, "bob": 2, "carol": 1}
+                assert await joined(carol) == {"alice": 1, "bob": 2, "carol": 1}
                 for ws in (alice, bob, bob2):
                     assert await frame(ws) == {"type": "partydeco.join", "user": "carol",
                                                "count": 3}
@@ -330,3 +338,8 @@ async def test_presence_is_the_same_across_two_processes_on_redis(
         ["join", "alice"], ["join", "bob"], ["join", "carol"], ["leave", "carol"],
         ["leave", "bob"], ["leave", "alice"],
     ]  # fmt: skip
+    # Recovery through the process that does not own the room: the owner's history.
+    async with tab(b.base, "dave", since="0", epoch=epoch) as dave:
+        assert await frame(dave) == {"type": "partydeco.message", "offset": 1,
+                                     "data": "alice:hello"}  # fmt: skip
+        assert await frame(dave) == {"type": "partydeco.position", "epoch": epoch, "offset": 1}
