@@ -2,7 +2,7 @@
 
 Usage: PYTHONPATH=. python bench/history_memory.py [ROOMS] [MESSAGE_BYTES ...]
 
-For each message size and each history size (0 = off, 100, 1000), loads ROOMS rooms
+For each message size and each history size (0 = off, 100, 500), loads ROOMS rooms
 (SQLite storage in a temporary directory, the default ``history_bytes`` of 1 MiB),
 broadcasts into each room enough messages to fill its history twice over, waits until
 every history is stored, and prints the traced memory per room: the room itself, the
@@ -22,7 +22,7 @@ from pathlib import Path
 from partydeco import App, Room
 from partydeco.server.runtime import Runtime
 
-HISTORIES = (0, 100, 1000)
+HISTORIES = (0, 100, 500)
 
 
 async def per_room(history: int, rooms: int, size: int, directory: Path) -> tuple[float, int]:

@@ -186,11 +186,12 @@ class Config:
             reconnect with ``?since=<offset>&epoch=<epoch>``; ``0`` (the default)
             keeps none and leaves frames as they are. With history on, broadcast
             text and JSON go out as ``partydeco.message`` envelopes (see the
-            history guide).
+            history guide). At most half of ``max_pending_messages``: a client that
+            missed them all gets them at once.
         history_ttl: seconds a broadcast stays in the history; ``None`` for no age
             limit.
         history_bytes: bytes of broadcasts one room keeps at most, in memory and in
-            its storage; the oldest go first.
+            its storage; the oldest go first. At most half of ``max_pending_bytes``.
     """
 
     max_message_size: int = 1 << 20
@@ -276,6 +277,16 @@ class Config:
             if not _is_number(value) or value < 0 or (integral and not isinstance(value, int)):
                 kind = "int" if integral else "number"
                 raise ValueError(f"{name} must be a non-negative {kind}, not {value!r}")
+        for name, bound in (
+            ("history", "max_pending_messages"),
+            ("history_bytes", "max_pending_bytes"),
+        ):
+            half = getattr(self, bound) // 2
+            if getattr(self, name) > half:
+                raise ValueError(
+                    f"{name} must be at most half of {bound} ({half}): a client that missed "
+                    "the whole history gets it at once, with live messages"
+                )
         ttl = self.history_ttl
         if ttl is not None and (not _is_number(ttl) or ttl <= 0):
             raise ValueError(f"history_ttl must be a positive number or None, not {ttl!r}")

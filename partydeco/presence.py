@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_right
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,7 @@ class Presence:
         "_on_join",
         "_on_leave",
         "_room",
+        "_sorted",
         "_tasks",
         "announce",
         "anonymous",
@@ -87,6 +89,7 @@ class Presence:
         # users whose last connection closed, with the timer that reports their leave
         self._leaving: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sorted: list[str] | None = None  # the users in id order, for the HTTP read
         self.anonymous = 0
 
     @classmethod
@@ -125,6 +128,8 @@ class Presence:
         else:
             # Still listed with 0 connections (leaving): a reconnect, not a join.
             joined = user not in self._counts
+            if joined:
+                self._sorted = None
             self._counts[user] = self._counts.get(user, 0) + 1
             timer = self._leaving.pop(user, None)
             if timer is not None:
@@ -182,6 +187,7 @@ class Presence:
         if self._counts.get(user) != 0:
             return  # a connection of theirs came back
         del self._counts[user]
+        self._sorted = None
         if self.announce:
             event = {"type": "partydeco.leave", "user": user, "count": len(self._counts)}
             self._room.broadcast(event, history=False)
@@ -230,15 +236,18 @@ class Presence:
         if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
             return Response(f"limit must be an integer from 1 to {MAX_PAGE}", 400)
         limit = int(text)
+        if self._sorted is None:
+            self._sorted = sorted(self._counts)
+        ids = self._sorted
         after = request.args.get("after")
-        ids = sorted(u for u in self._counts if after is None or u > after)
-        page = ids[:limit]
+        start = 0 if after is None else bisect_right(ids, after)
+        page = ids[start : start + limit]
         return Response.json(
             {
                 "room": self._room.id,
                 "count": len(self._counts),
                 "anonymous": self.anonymous,
                 "users": [{"id": user, "connections": self._counts[user]} for user in page],
-                "next": page[-1] if len(ids) > limit else None,
+                "next": page[-1] if start + limit < len(ids) else None,
             }
         )

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from partydeco import App, Connection, Room, SetupError
+from partydeco import App, Connection, Request, Room, SetupError
 from partydeco.client import Backoff, PartySocket
 from partydeco.historystore import PREFIX
 from partydeco.storage import RoomStorage
@@ -216,6 +217,30 @@ async def test_an_expired_or_unknown_position_gets_resync(tmp_path: Path) -> Non
         ]  # the rows the limits dropped are deleted: the storage keeps what memory keeps
 
 
+async def test_a_client_that_missed_the_whole_history_gets_all_of_it() -> None:
+    app = App(storage="memory://", history=512)
+    main = app.party()
+    main.on_message(lambda message, sender: None)
+
+    @main.on_request
+    def burst(request: Request, room: Room) -> dict[str, int]:
+        for n in range(1, 601):
+            room.broadcast({"n": n})
+        return {"offset": room.history.offset}
+
+    async with serve(app) as base:
+        async with connect(f"ws://{base}/parties/main/r") as ws:
+            epoch = (await frame(ws))["epoch"]
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(f"http://{base}/parties/main/r")
+            assert answer.json() == {"offset": 600}
+        async with connect(f"ws://{base}/parties/main/r?since=88&epoch={epoch}") as ws:
+            replayed = [await frame(ws) for _ in range(512)]
+            assert [m["data"]["n"] for m in replayed] == list(range(89, 601))
+            assert await frame(ws) == {"type": "partydeco.position", "epoch": epoch,
+                                       "offset": 600}  # fmt: skip
+
+
 async def test_age_and_byte_limits() -> None:
     app = history_app(history=100, history_ttl=0.3, history_bytes=2000)
     async with TestClient(app) as client, client.connect("r", query={"token": "t-bob"}) as bob:
@@ -313,6 +338,9 @@ async def test_history_options_are_checked() -> None:
     for bad in ({"history": -1}, {"history": 1.5}, {"history_ttl": 0}, {"history_bytes": 0}):
         with pytest.raises(ValueError):
             App(**bad)
+    with pytest.raises(ValueError, match="history must be at most half of max_pending_messages"):
+        App(history=513)
+    App(history=1000, max_pending_messages=2000)
     app = App(storage="memory://")
     app.party().on_message(lambda message, sender: None)
     async with TestClient(app) as client, client.connect("r"):
