@@ -7,18 +7,19 @@ Keys (in the room's storage, beside the app's own keys)::
 
 Each row holds consecutive broadcasts, the first one's offset in its key. Loading (before
 ``on_start``) reads them all. If ``meta`` says *clean*, the epoch goes on and the
-broadcasts up to ``next - 1`` are the history; otherwise (no meta, or the room's previous
-owner did not unload it: it crashed, or lost its Redis lease) history may have been lost,
-so the room starts a new epoch and deletes the old rows. Either way ``meta`` is then
-written *not clean*, before any broadcast.
+broadcasts up to ``next - 1`` are the history, and ``meta`` is written *not clean* before
+any broadcast; otherwise (no meta, or the room's previous owner did not unload it: it
+crashed, or lost its Redis lease) history may have been lost, so the room starts a new
+epoch, and its first write deletes the old rows. A room whose history was never stored
+costs one read when it loads, and no write.
 
-One writer per room stores, about once a second (:data:`FLUSH_INTERVAL`), what was
-broadcast since its last write as new rows, and deletes the rows the limits dropped, in
-one atomic write. The writes go straight to the backend (under the room's write lock):
+One writer per room stores, every :data:`FLUSH_INTERVAL` seconds, what was broadcast
+since its last write as new rows, and deletes the rows the limits dropped, in one atomic
+write. The writes go straight to the backend (under the room's write lock):
 they never stop the room's events nor hold its frames, and never join a transaction
 that is open in the room, because the offsets were assigned in order when the broadcasts
-were made and the writer keeps that order itself. A crash loses at most what the last
-second broadcast, and the history is then not clean anyway.
+were made and the writer keeps that order itself. These writes only keep the work of
+unloading small: after a crash the history is not clean, whatever was written.
 
 Unloading writes what is left and ``meta`` *clean* with the next offset; a room loaded
 again in the same process first waits for that.
@@ -53,7 +54,7 @@ PREFIX = "partydeco.history:"
 #: The key of the history's description.
 META = PREFIX + "meta"
 #: Seconds between two writes of one room's history.
-FLUSH_INTERVAL = 1.0
+FLUSH_INTERVAL = 5.0
 _FORMAT = 1
 _RETRY_FIRST = 0.05
 _RETRY_MAX = 5.0
@@ -191,7 +192,6 @@ class HistoryStore:
         rows: dict[str, Any] = await storage.list(prefix=PREFIX)
         meta = rows.pop(META, None)
         history = self._history
-        changes: dict[str, Any] = {}
         if _is_clean(meta):
             following = meta["next"]
             entries, kept = _run(rows, following)
@@ -199,12 +199,13 @@ class HistoryStore:
             self._rows = deque(kept.values())
             self._high = following - 1
             history.restore(meta["epoch"], following - 1, entries)
+            # Not clean any more from now on: a crash must not pass for a clean stop.
+            await self._apply({META: {"v": _FORMAT, "epoch": history.epoch, "clean": False}})
         else:
             self.lost = bool(rows) or meta is not None
-            # A new epoch starts at offset 1 again: the old rows go in the same write.
-            changes = dict.fromkeys(rows)
-        changes[META] = {"v": _FORMAT, "epoch": history.epoch, "clean": False}
-        await self._apply(changes)
+            # Offsets start at 1 again: the first write deletes the old rows (a new row
+            # with the key of an old one replaces it in that same write).
+            self._stale = list(rows)
         self.loaded = True
         self.wake()
 

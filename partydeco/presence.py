@@ -64,6 +64,7 @@ class Presence:
     """
 
     __slots__ = (
+        "_closed",
         "_counts",
         "_leaving",
         "_on_join",
@@ -90,6 +91,7 @@ class Presence:
         self._leaving: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sorted: list[str] | None = None  # the users in id order, for the HTTP read
+        self._closed = False
         self.anonymous = 0
 
     @classmethod
@@ -160,7 +162,7 @@ class Presence:
     async def depart(self, user: str) -> None:
         """*user*'s last connection closed and its ``on_close`` ran: report the leave
         now (no grace) or after the grace."""
-        if self._counts.get(user) != 0 or user in self._leaving:
+        if self._closed or self._counts.get(user) != 0 or user in self._leaving:
             return
         if self.grace <= 0:
             await self._leave(user)
@@ -202,6 +204,7 @@ class Presence:
 
     def close(self) -> None:
         """The room is unloaded: leaves not yet reported are dropped."""
+        self._closed = True
         for timer in self._leaving.values():
             timer.cancel()
         self._leaving.clear()
