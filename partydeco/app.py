@@ -194,7 +194,7 @@ class App:
         if self._dispatch is None:
             # dev mode reports handlers that block the event loop
             slow = SLOW_HANDLER_SECONDS if dev_mode() else None
-            self._dispatch = freeze(self.handlers, slow)
+            self._dispatch = freeze(self.handlers, slow, self.party_configs)
         return self._dispatch
 
     @property

@@ -25,6 +25,7 @@ from .request import Request
 from .response import Response
 
 if TYPE_CHECKING:
+    from .config import Config
     from .cron import CronJob
     from .observability.metrics import PartyMeter
     from .room import Lobby
@@ -166,10 +167,16 @@ class Dispatch:
     #: the party's metrics while the server serves them, else ``None``.
     meter: PartyMeter | None = None
     on_cron: tuple[CronJob, ...] = ()
+    #: the party's own configuration (``Party.configure``), or ``None`` for the app's.
+    config: Config | None = None
 
     @classmethod
-    def freeze(cls, name: str, handlers: PartyHandlers, slow: float | None = None) -> Dispatch:
-        """Prepare *handlers* for serving; *slow* as in :meth:`Call.of`.
+    def freeze(
+        cls, name: str, handlers: PartyHandlers, slow: float | None = None,
+        config: Config | None = None,
+    ) -> Dispatch:  # fmt: skip
+        """Prepare *handlers* (and the party's own *config*, if any) for serving; *slow*
+        as in :meth:`Call.of`.
 
         Raises:
             TypeError: a typed ``on_message`` handler's message type cannot be decoded.
@@ -180,18 +187,22 @@ class Dispatch:
             )
             for kind in KINDS
         }
-        return cls(name=name, **tables, on_cron=tuple(handlers.on_cron))
+        return cls(name=name, **tables, on_cron=tuple(handlers.on_cron), config=config)
 
 
 def freeze(
-    handlers: Mapping[str, PartyHandlers], slow: float | None = None
+    handlers: Mapping[str, PartyHandlers],
+    slow: float | None = None,
+    configs: Mapping[str, Config] | None = None,
 ) -> dict[str, Dispatch]:
-    """Prepare every party's handlers for serving.
+    """Prepare every party's handlers, and the parties' own *configs*, for serving.
 
     Args:
         handlers: each party's handlers, by party name.
         slow: report handler runs that block the event loop longer than this
             (seconds); ``None`` (outside dev mode) calls handlers as registered.
+        configs: the configurations of parties with options of their own
+            (``Party.configure``), by party name; their rooms run with them.
 
     Raises:
         SetupError: a party's handler cannot be prepared; the message names the party.
@@ -199,7 +210,7 @@ def freeze(
     tables = {}
     for name, party in handlers.items():
         try:
-            tables[name] = Dispatch.freeze(name, party, slow)
+            tables[name] = Dispatch.freeze(name, party, slow, (configs or {}).get(name))
         except TypeError as exc:
             raise SetupError(f"party {name!r}: {exc}") from exc
     return tables

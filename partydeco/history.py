@@ -79,6 +79,11 @@ class History:
         #: the storage side: loading, the background writer, unloading.
         self.store = HistoryStore(self, storage)
 
+    @classmethod
+    def of(cls, config: Config, storage: RoomStorage | None) -> History | None:
+        """The history of a room of a party with *config*, or ``None`` (no ``history``)."""
+        return cls(config, storage) if config.history else None
+
     def __repr__(self) -> str:
         return f"<History epoch={self.epoch} offsets {self.first}..{self.offset}>"
 

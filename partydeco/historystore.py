@@ -99,13 +99,12 @@ def _key(offset: int) -> str:
     return f"{PREFIX}{offset:016x}"
 
 
-async def wait_unloaded(backend: StorageBackend, room: RoomKey | None = None) -> None:
-    """Wait until every unloaded room of *backend* (or just *room*) stored its history;
-    bound the wait with ``asyncio.timeout``."""
-    unloading = _unloading.get(backend, {})
-    tasks = list(unloading.values()) if room is None else [unloading[room]] * (room in unloading)
+async def wait_unloaded(backend: StorageBackend | None, *, within: float) -> None:
+    """Wait until every unloaded room of *backend* stored its history, for at most
+    *within* seconds (a history not stored by then stays not clean)."""
+    tasks = list(_unloading.get(backend, {}).values()) if backend is not None else []
     if tasks:
-        await asyncio.wait(tasks)
+        await asyncio.wait(tasks, timeout=within)
 
 
 class HistoryStore:

@@ -95,9 +95,12 @@ class Presence:
         self.anonymous = 0
 
     @classmethod
-    def wanted(cls, config: Config, dispatch: Dispatch) -> bool:
-        """Whether a room of this party tracks presence."""
-        return bool(config.presence or dispatch.on_join or dispatch.on_leave)
+    def of(cls, room: Room, dispatch: Dispatch) -> Presence | None:
+        """The presence of *room*, or ``None`` when its party tracks none (no
+        ``presence=True``, no ``on_join`` or ``on_leave``)."""
+        if room.config.presence or dispatch.on_join or dispatch.on_leave:
+            return cls(room, room.config, dispatch)
+        return None
 
     def __repr__(self) -> str:
         return f"<Presence {self._room.party}/{self._room.id} users={len(self._counts)}>"
@@ -225,12 +228,13 @@ class Presence:
         }
 
     def answer(self, request: Request) -> Response | None:
-        """Answer ``GET``/``HEAD`` on the room's presence path; ``None`` for other requests.
+        """Answer ``GET``/``HEAD`` on the room's presence path (with ``presence=True``);
+        ``None`` for other requests.
 
         ``?limit=`` (1 to :data:`MAX_PAGE`, 100 by default) users in id order,
         after the id given as ``?after=``; ``next`` is the ``after`` of the next page.
         """
-        if request.method not in ("GET", "HEAD"):
+        if not self.announce or request.method not in ("GET", "HEAD"):
             return None
         route = match(request.raw_path)
         if route is None or route.rest != "/presence":

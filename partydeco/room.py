@@ -94,7 +94,7 @@ class Room:
         self.id = id
         self.party = dispatch.name
         self.env = env
-        self.config = config
+        self.config = dispatch.config or config  # the party's own options, if any
         self._dispatch = dispatch
         self._connections: dict[str, Connection] = {}
         # Connections being connected (their id is taken), until they are attached.
@@ -109,10 +109,8 @@ class Room:
         # what idle unloading looks at.
         self._pending = 0
         self._last_active = time.monotonic()
-        wanted = Presence.wanted(config, dispatch)
-        self._presence = Presence(self, config, dispatch) if wanted else None
-        store = None if storage is None else self.storage
-        self._history = History(config, store) if config.history else None
+        self._presence = Presence.of(self, dispatch)
+        self._history = History.of(self.config, None if storage is None else self.storage)
 
     # -- the public API -------------------------------------------------------------
 
@@ -135,8 +133,7 @@ class Room:
         The message is encoded once (see :meth:`Connection.send`) and written to
         each receiver at once, or queued behind a receiver whose socket is full;
         it never waits for a slow receiver. No ``await`` needed (awaiting it returns at once).
-        A party with history keeps text and JSON (unless *history* is false) and sends
-        it in envelopes (:mod:`partydeco.history`).
+        *history*: see :mod:`partydeco.history`.
         """
         skip = without if isinstance(without, (set, frozenset)) else set(without)
         kept = self._history
@@ -399,10 +396,9 @@ class Room:
             if self.gate.blocked:
                 await self.gate.enter()
             await self.start()
-            if self._presence is not None and self._presence.announce:
-                listed = self._presence.answer(request)
-                if listed is not None:
-                    return listed
+            listed = None if self._presence is None else self._presence.answer(request)
+            if listed is not None:
+                return listed
             for call in self._dispatch.on_request:
                 result = await call(request, self)
                 if result is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -28,8 +26,6 @@ class LocalBackplane:
         env: the environment rooms see.
         config: the app's configuration.
         storage: the backend behind ``room.storage``.
-        configs: the configurations of parties with options of their own (see
-            ``Party.configure``); other parties' rooms get *config*.
     """
 
     def __init__(
@@ -39,12 +35,10 @@ class LocalBackplane:
         config: Config,
         *,
         storage: StorageBackend | None = None,
-        configs: Mapping[str, Config] | None = None,
     ) -> None:
         self.dispatch = dispatch
         self.env = env
         self.config = config
-        self.configs = dict(configs or {})
         self.storage = storage
         #: the app's parties, as rooms reach them (``room.parties``).
         self.parties = Parties(self, dispatch, config)
@@ -62,7 +56,7 @@ class LocalBackplane:
                 room_id,
                 self.dispatch[party],
                 self.env,
-                self.configs.get(party, self.config),
+                self.config,
                 storage=self.storage,
                 parties=self.parties,
             )
@@ -99,7 +93,4 @@ class LocalBackplane:
         rooms, self._rooms = list(self._rooms.values()), {}
         for room in rooms:
             room.unload()
-        if self.storage is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.shutdown_timeout):
-                    await wait_unloaded(self.storage)
+        await wait_unloaded(self.storage, within=self.config.shutdown_timeout)

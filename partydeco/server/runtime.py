@@ -106,17 +106,13 @@ class Runtime:
 
     def _make_backplane(self) -> Backplane:
         if not self.redis_url:
-            return LocalBackplane(
-                self.dispatch, self.env, self.config, storage=self.storage,
-                configs=self._party_configs,
-            )  # fmt: skip
+            return LocalBackplane(self.dispatch, self.env, self.config, storage=self.storage)
         _need_redis()
         from ..backplane.redis import RedisBackplane
 
         return RedisBackplane(
-            self.redis_url, self.dispatch, self.env, self.config, storage=self.storage,
-            configs=self._party_configs,
-        )  # fmt: skip
+            self.redis_url, self.dispatch, self.env, self.config, storage=self.storage
+        )
 
     async def start(self) -> None:
         """Start the backplane, the alarm scheduler and idle-room unloading."""

@@ -32,7 +32,6 @@ from redis.exceptions import RedisError
 
 from ...closecodes import ABNORMAL, GOING_AWAY, SERVICE_RESTART
 from ...errors import BackplaneUnavailableError
-from ...historystore import wait_unloaded
 from ...parties import Parties
 from ...room import Room
 from ...storage import RoomKey
@@ -73,7 +72,7 @@ class RedisBackplane:
 
     Args:
         url: the Redis URL.
-        dispatch, env, config, storage, configs: what every room is made with.
+        dispatch, env, config, storage: what every room is made with.
     """
 
     def __init__(
@@ -84,13 +83,11 @@ class RedisBackplane:
         config: Config,
         *,
         storage: StorageBackend | None = None,
-        configs: Mapping[str, Config] | None = None,
     ) -> None:
         self.url = url
         self.dispatch = dispatch
         self.env = env
         self.config = config
-        self.configs = dict(configs or {})
         self.storage = storage
         self.keys = Keyspace(config.redis_prefix)
         self.lease = config.redis_lease
@@ -135,7 +132,7 @@ class RedisBackplane:
         room = self._rooms.get(key)
         if room is None:
             local = Room(
-                room_id, self.dispatch[party], self.env, self.configs.get(party, self.config),
+                room_id, self.dispatch[party], self.env, self.config,
                 storage=self.storage, parties=self.parties,
             )
             room = self._rooms[key] = ClusterRoom(self, local)
@@ -163,7 +160,7 @@ class RedisBackplane:
         if self.owned.get(key) is room:
             del self.owned[key]
             if self._available:
-                self.spawn(self._release_idle(key))
+                self.spawn(self._release_idle(room))
 
     async def start(self) -> None:
         """Connect to Redis, subscribe, and start the housekeeping; if Redis is down,
@@ -221,14 +218,7 @@ class RedisBackplane:
         tasks = [remote.task for remote in remotes if remote.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self.config.shutdown_timeout)
-        for room in rooms:  # history is stored before the next owner may load it
-            room.room.unload()
-        if self.storage is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.shutdown_timeout):
-                    await wait_unloaded(self.storage)
-        for room in rooms:
-            room.disown()
+        await asyncio.gather(*(room.disown() for room in rooms))
         self.owned.clear()
         with contextlib.suppress(RedisError, OSError):
             await self._release([room.key for room in rooms])
@@ -284,12 +274,9 @@ class RedisBackplane:
         except (RedisError, OSError):
             raise BackplaneUnavailableError(_UNAVAILABLE) from None
 
-    async def _release_idle(self, key: RoomKey) -> None:
-        if self.storage is not None:  # its history is stored before another owner loads it
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.shutdown_timeout):
-                    await wait_unloaded(self.storage, key)
-        if key not in self.owned:  # not taken again in the meantime
+    async def _release_idle(self, room: ClusterRoom) -> None:
+        await room.disown()  # its history is stored before another owner may load it
+        if (key := room.key) not in self.owned:  # not taken again in the meantime
             with contextlib.suppress(RedisError, OSError):
                 await self._release([key])
 

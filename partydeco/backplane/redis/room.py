@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from ...closecodes import ABNORMAL, INTERNAL_ERROR, SERVICE_RESTART
 from ...connection import ConnectContext, Connection
 from ...errors import BackplaneUnavailableError, ConnectionIdConflictError, PartydecoError
+from ...historystore import wait_unloaded
 from ...response import Response
 from ...storage import RoomKey
 from .relay import RelaySink
@@ -399,9 +400,12 @@ class ClusterRoom:
 
     # -- losing the room ----------------------------------------------------------------
 
-    def disown(self) -> None:
-        """Forget that this process owns the room (its lease is being given back)."""
+    async def disown(self) -> None:
+        """Forget that this process owns the room (its lease is being given back), once
+        its history is stored (within ``shutdown_timeout``)."""
         self.owner = None
+        self.room.unload()
+        await wait_unloaded(self.cluster.storage, within=self.room.config.shutdown_timeout)
 
     def lose(self, code: int = SERVICE_RESTART, reason: str = "room moved") -> None:
         """This process no longer owns the room: close every connection so clients
