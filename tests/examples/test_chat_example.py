@@ -87,6 +87,7 @@ async def test_two_pages_chat_and_a_bad_token_shows_an_error(tmp_path: Path) -> 
             "bob": "bob-token",
             "bad": "not-a-token",
             "shots": str(tmp_path),
+            "recovery": True,
         }
         process = await asyncio.create_subprocess_exec(
             shutil.which("node") or "node",

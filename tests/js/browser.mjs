@@ -41,6 +41,22 @@ async function shot(p) {
   if (cfg.shots) await p.page.screenshot({ path: path.join(cfg.shots, `${p.name}.png`) });
 }
 
+// With "recovery" (examples/chat keeps history): bob goes offline; alice writes meanwhile;
+// bob's page gets it when it reconnects (history.js asks with since/epoch), and alice
+// never saw bob leave (presence grace).
+async function recover(alice, bob) {
+  await bob.page.evaluate(() => window.chat.socket.close());
+  await bob.page.waitForFunction(() => window.chat.socket.readyState === 3, null, WAIT);
+  await alice.page.fill("#text", "while bob was away");
+  await alice.page.press("#text", "Enter");
+  await alice.page.waitForFunction(() => document.querySelectorAll("#messages li").length >= 2, null, WAIT);
+  await bob.page.evaluate(() => window.chat.socket.reconnect());
+  await bob.page.waitForFunction(() => document.querySelectorAll("#messages li").length >= 2, null, WAIT);
+  report.bob_recovered = await texts(bob.page, "#messages li");
+  report.bob_ws_urls = bob.sockets;
+  report.alice_users_after = await texts(alice.page, "#users li");
+}
+
 try {
   const alice = await openPage("alice", cfg.alice);
   await alice.page.waitForFunction(() => document.getElementById("status").textContent === "connected", null, WAIT);
@@ -60,18 +76,7 @@ try {
   await alice.page.waitForFunction(() => document.querySelectorAll("#messages li").length >= 1, null, WAIT);
   report.alice_messages = await texts(alice.page, "#messages li");
 
-  // bob goes offline; alice writes meanwhile; bob's page gets it when it reconnects
-  // (history.js asks with since/epoch), and alice never saw bob leave (presence grace).
-  await bob.page.evaluate(() => window.chat.socket.close());
-  await bob.page.waitForFunction(() => window.chat.socket.readyState === 3, null, WAIT);
-  await alice.page.fill("#text", "while bob was away");
-  await alice.page.press("#text", "Enter");
-  await alice.page.waitForFunction(() => document.querySelectorAll("#messages li").length >= 2, null, WAIT);
-  await bob.page.evaluate(() => window.chat.socket.reconnect());
-  await bob.page.waitForFunction(() => document.querySelectorAll("#messages li").length >= 2, null, WAIT);
-  report.bob_recovered = await texts(bob.page, "#messages li");
-  report.bob_ws_urls = bob.sockets;
-  report.alice_users_after = await texts(alice.page, "#users li");
+  if (cfg.recovery) await recover(alice, bob);
 
   const mallory = await openPage("mallory", cfg.bad);
   await mallory.page.waitForFunction(() => document.getElementById("status").className === "error", null, WAIT);
