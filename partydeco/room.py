@@ -125,9 +125,7 @@ class Room:
             if conn.open and (tag is None or tag in conn.tags):
                 yield conn
 
-    def broadcast(
-        self, message: Any, without: Iterable[str] = (), *, history: bool = True
-    ) -> Queued:
+    def broadcast(self, message: Any, without: Iterable[str] = (), history: bool = True) -> Queued:
         """Send *message* to every open connection except the ids in *without*.
 
         The message is encoded once (see :meth:`Connection.send`) and written to
@@ -284,8 +282,7 @@ class Room:
             conn.closed = True
             await self._closed(conn, code, reason, user)
 
-    def _forget(self, conn: Connection) -> str | None:
-        """Remove *conn* from the room; the user whose last connection it was."""
+    def _forget(self, conn: Connection) -> str | None:  # -> whose last connection it was
         if self._connections.get(conn.id) is not conn:
             return None
         del self._connections[conn.id]
@@ -437,8 +434,8 @@ class Room:
     def idle(self) -> bool:
         """Whether no connection is attached and no arrival (a connect included) is in
         progress."""
-        presence = self._presence
-        return not self._connections and self._pending == 0 and not (presence and presence.pending)
+        leaving = self._presence is not None and self._presence.pending
+        return not self._connections and self._pending == 0 and not leaving
 
     @property
     def last_active(self) -> float:
@@ -446,8 +443,7 @@ class Room:
         return self._last_active
 
     def unload(self, clean: bool = True) -> None:
-        """The backplane forgets the room: drop pending leaves, store its history
-        (*clean* false: the room was lost, stop writing)."""
+        """The backplane forgets the room: drop pending leaves, store its history (*clean*)."""
         if self._presence is not None:
             self._presence.close()
         if self._history is not None:
