@@ -33,6 +33,8 @@ PARAMETERS: Mapping[str, tuple[str, ...]] = {
     "connection_tags": ("connection", "ctx"),
     "on_alarm": ("room",),
     "on_cron": ("cron", "lobby"),
+    "on_join": ("user", "room"),
+    "on_leave": ("user", "room"),
 }
 
 
