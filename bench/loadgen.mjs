@@ -13,6 +13,7 @@
 import net from 'node:net';
 import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
 
 const OPTIONS = {
@@ -38,6 +39,7 @@ const OPTIONS = {
   audience: 'partydeco-bench', // the fresh tokens' aud (bench/app.py's)
   kid: 'bench-1', // the fresh tokens' kid (bench/app.py's)
   history: 0, // 1: the party keeps history (frames are envelopes; see unwrap())
+  deflate: 0, // 1: offer permessage-deflate (server_no_context_takeover) and inflate what comes
 };
 
 function parseArgs(argv) {
@@ -85,6 +87,11 @@ function frame(opcode, payload) {
 }
 
 const CLOSE_1000 = frame(8, Buffer.from([0x03, 0xe8]));
+const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+// One whole compressed message (the servers here do not fragment what they send).
+function inflate(payload) {
+  return inflateRawSync(Buffer.concat([payload, TAIL]), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+}
 
 // A client socket: call .send(text); gets onText(text), onClose(code) after onOpen().
 // onOpen(err) is called once: null after the handshake, or a string when refused.
@@ -98,8 +105,11 @@ class Client {
     sock.on('data', (d) => this.data(d));
     sock.on('error', (e) => this.fail(`socket error: ${e.code || e.message}`));
     sock.on('close', () => this.fail('connection lost'));
+    // With --deflate, each message the server compresses must be inflatable on its own,
+    // so the offer asks for server_no_context_takeover (any server may grant it).
+    const ext = opts.deflate ? 'Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n' : '';
     sock.write(`GET ${path} HTTP/1.1\r\nHost: ${opts.host}:${opts.port}\r\nUpgrade: websocket\r\n` +
-      `Connection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      `Connection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${ext}\r\n`);
   }
   send(text) { this.sock.write(frame(1, Buffer.from(text))); }
   close() { if (!this.closeSent && !this.closed) { this.closeSent = true; this.sock.write(CLOSE_1000); } }
@@ -120,6 +130,7 @@ class Client {
       const accept = /\r\nsec-websocket-accept:\s*(\S+)/i.exec(head);
       if (!accept || accept[1] !== ACCEPT) { this.fail('bad Sec-WebSocket-Accept'); return; }
       this.open = true;
+      this.deflate = /\r\nsec-websocket-extensions:[^\r]*permessage-deflate/i.test(head);
       this.onOpen(null, 101);
       buf = buf.subarray(end + 4);
     }
@@ -133,7 +144,7 @@ class Client {
       if (buf.length < off + len) break;
       const payload = buf.subarray(off, off + len);
       at = off + len;
-      this.frameIn(b0 & 0x0f, (b0 & 0x80) !== 0, payload);
+      this.frameIn(b0 & 0x0f, (b0 & 0x80) !== 0, (b0 & 0x40) && this.deflate ? inflate(payload) : payload);
     }
     this.buf = at < buf.length ? buf.subarray(at) : null;
   }

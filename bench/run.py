@@ -101,6 +101,10 @@ SCENARIOS: dict[str, tuple[list[str], str]] = {
         ["fanout", "--receivers", "500", "--messages", "200", "--warmup", "50"],
         "fan-out, 500 receivers (deliveries/s)",
     ),
+    "fanout50z": (
+        ["fanout", "--receivers", "50", "--messages", "500", "--size", "2048", "--deflate", "1"],
+        "fan-out, 50 receivers, 2 KB messages, permessage-deflate (deliveries/s)",
+    ),
     "echo": (
         ["echo", "--clients", "16", "--roundtrips", "500"],
         "echo, 16 clients (round trips/s)",

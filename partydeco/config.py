@@ -11,6 +11,7 @@ from typing import Literal
 
 from .observability.settings import check_options as check_operations
 from .security.origins import OriginPolicy
+from .security.proxies import FORWARDED_HEADERS
 
 __all__ = ["PARTY_OPTIONS", "Config"]
 
@@ -34,6 +35,8 @@ PARTY_OPTIONS = frozenset(
         "history",
         "history_ttl",
         "history_bytes",
+        "max_bytes_per_second",
+        "byte_burst",
     }
 )
 
@@ -70,6 +73,8 @@ _SPECIAL = frozenset(
         "presence_snapshot",
         "history",
         "history_ttl",
+        "forwarded_header",
+        "max_bytes_per_second",
     }
 )
 
@@ -79,15 +84,30 @@ class Config:
     """Options for an :class:`~partydeco.App`, all with safe defaults.
 
     Attributes:
-        max_message_size: largest incoming WebSocket message, in bytes, after
-            permessage-deflate decompression. Larger messages close the socket
-            with 1009.
+        max_message_size: largest incoming WebSocket message, in bytes (UTF-8
+            bytes for text, after permessage-deflate decompression). On Hypercorn
+            the size is checked as the message arrives, before it is assembled;
+            larger messages close the socket with 1009.
         max_body_size: largest HTTP request body, in bytes; larger bodies get 413.
         max_pending_messages: frames one connection may have queued for sending;
             a peer that falls further behind is closed with 1013.
-        max_pending_bytes: the same bound in bytes.
+        max_pending_bytes: the same bound in bytes (UTF-8 bytes for text frames).
+        max_pending_bytes_per_process: bytes queued for slow receivers in the whole
+            process, summed over its sockets; past it, the receivers with the most
+            bytes queued are closed with 1013 until the total is under it again.
+        max_unfinished_bytes: bytes of messages still arriving (a large frame, or
+            the fragments of one message) that all sockets of the process may hold
+            at once; the socket whose message would go past it is closed with 1013.
+            Hypercorn only (other servers buffer messages themselves).
+        message_timeout: seconds a client may take to finish a message once its
+            first bytes arrived; a slower one is closed with 1008. Hypercorn only.
+        max_room_id_length: the longest room id (the raw URL segment, in
+            characters); a longer one gets HTTP 414 before any hook runs.
         close_timeout: seconds to wait for a peer to finish the closing handshake.
-        shutdown_timeout: seconds graceful shutdown waits for ``on_close`` handlers.
+        shutdown_timeout: seconds graceful shutdown may take, from the signal to
+            the end of serving: every socket is closed with 1001, the ``on_close``
+            handlers run, and sockets whose peers do not answer are dropped when
+            it is over. A second SIGINT or SIGTERM exits at once.
         state_limit: largest ``Connection.state``, in bytes of JSON.
         storage: where ``room.storage`` keeps data: ``"memory://"``,
             ``"sqlite:///path/file.db"``, or a directory. ``None`` means the
@@ -131,11 +151,26 @@ class Config:
             (a token bucket of ``message_burst``). ``None`` for no limit.
         message_burst: messages one connection may send at once.
         message_rate_action: ``"close"`` closes a connection over the rate with
-            1008; ``"drop"`` silently drops the excess messages.
+            1008; ``"drop"`` silently drops the excess messages. Pings and pongs
+            count against the rate too; on Hypercorn, a connection over the rate
+            with them is closed with 1008 whatever the action.
+        max_bytes_per_second: bytes per second one connection may send (a token
+            bucket of ``byte_burst``), counted after decompression, so that a small
+            compressed stream cannot buy unbounded work. Over it, the connection is
+            closed with 1008 (``"drop"``: the message is dropped). ``None`` for no
+            limit.
+        byte_burst: bytes one connection may send at once; at least
+            ``max_message_size``. ``None`` means 8 MiB or ``max_message_size``,
+            whichever is larger.
         trusted_proxies: IP addresses or CIDR networks of reverse proxies whose
-            ``Forwarded`` / ``X-Forwarded-For`` headers name the client; the
-            right-most address that is not a trusted proxy is the client. Loopback
-            by default.
+            ``forwarded_header`` names the client; the right-most address that is
+            not a trusted proxy is the client. Loopback by default.
+        forwarded_header: the one header trusted proxies set to name the client:
+            ``"X-Forwarded-For"`` (nginx's usual ``$proxy_add_x_forwarded_for``,
+            Caddy, Traefik, HAProxy; the default) or ``"Forwarded"`` (RFC 7239).
+            The other header is ignored, whatever it says. A forwarded address is
+            never exempt from the per-address limits, and a hop that is not an IP
+            address names no client (``request.remote_addr`` is ``None``).
         max_tracked_addresses: the most client addresses the handshake-rate table
             remembers; the least recently seen are forgotten first.
         limit_loopback: apply the per-address limits (``handshake_rate``,
@@ -198,6 +233,10 @@ class Config:
     max_body_size: int = 1 << 20
     max_pending_messages: int = 1024
     max_pending_bytes: int = 8 << 20
+    max_pending_bytes_per_process: int = 64 << 20
+    max_unfinished_bytes: int = 32 << 20
+    message_timeout: float = 30.0
+    max_room_id_length: int = 256
     close_timeout: float = 5.0
     shutdown_timeout: float = 5.0
     state_limit: int = 2048
@@ -218,7 +257,10 @@ class Config:
     max_messages_per_second: float | None = 200.0
     message_burst: int = 1_000
     message_rate_action: Literal["close", "drop"] = "close"
+    max_bytes_per_second: float | None = float(1 << 20)
+    byte_burst: int | None = None
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    forwarded_header: str = "X-Forwarded-For"
     max_tracked_addresses: int = 65_536
     limit_loopback: bool = False
     redis_url: str | None = None
@@ -267,6 +309,7 @@ class Config:
             "max_connections_per_address",
             "handshake_rate",
             "max_messages_per_second",
+            "max_bytes_per_second",
         ):
             value = getattr(self, name)
             if value is not None and (not _is_number(value) or value <= 0):
@@ -307,13 +350,37 @@ class Config:
                     f"trusted_proxies entries must be IP addresses or CIDR networks, not {entry!r}"
                 ) from None
         object.__setattr__(self, "trusted_proxies", proxies)
+        forwarded = self.forwarded_header
+        if not isinstance(forwarded, str) or forwarded.lower() not in FORWARDED_HEADERS:
+            raise ValueError(
+                f"forwarded_header must be 'X-Forwarded-For' or 'Forwarded', not {forwarded!r}"
+            )
+        if self.byte_burst is None and _is_number(self.max_message_size):
+            object.__setattr__(self, "byte_burst", max(8 << 20, self.max_message_size))
         for field in fields(self):
             if field.name in _SPECIAL:
                 continue
             value = getattr(self, field.name)
             if not _is_number(value) or value <= 0:
                 raise ValueError(f"{field.name} must be a positive number, not {value!r}")
+        for name in _WHOLE:
+            if not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be a whole number, not {getattr(self, name)!r}")
+        assert self.byte_burst is not None
+        if self.byte_burst < self.max_message_size:
+            raise ValueError(
+                f"byte_burst ({self.byte_burst}) must be at least max_message_size "
+                f"({self.max_message_size}): a message that large could never be sent"
+            )
 
+
+# Positive numbers that must also be whole.
+_WHOLE = (
+    "max_room_id_length",
+    "byte_burst",
+    "max_pending_bytes_per_process",
+    "max_unfinished_bytes",
+)
 
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 

@@ -20,9 +20,10 @@ import msgspec
 from werkzeug.exceptions import HTTPException
 
 from .blocking import timed
-from .errors import SetupError
+from .errors import RefusedError, SetupError
 from .request import Request
 from .response import Response
+from .security.redact import describe
 
 if TYPE_CHECKING:
     from .config import Config
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
         TagsHandler,
     )
 
-__all__ = ["KINDS", "Call", "Dispatch", "PartyHandlers", "freeze", "run_hooks"]
+__all__ = [
+    "KINDS", "Call", "Dispatch", "PartyHandlers", "backend_down", "freeze", "refusal", "run_hooks",
+]
 
 logger = logging.getLogger("partydeco")
 
@@ -224,19 +227,15 @@ async def run_hooks(
 ) -> Request | Response:
     """Run ``before_*`` hooks in order: the forwarded request, or the first ``Response``.
 
-    A hook that raises refuses with 401 (an ``HTTPException`` with its own status).
-    Unless a hook set ``request.principal``, the *principal_header* a hook set names
-    the principal (the client's own value of it was removed before the hooks ran).
+    A hook that raises refuses the request (see :func:`refusal`). Unless a hook set
+    ``request.principal``, the *principal_header* a hook set names the principal
+    (the client's own value of it was removed before the hooks ran).
     """
     for call in hooks:
         try:
             result = await call(request, lobby)
-        except HTTPException as exc:
-            return Response(exc.description or exc.name, exc.code or 401)
         except Exception as exc:
-            logger.info("%s refused %s: %s", call.name, lobby, type(exc).__name__)
-            message = str(exc)[:200]
-            return Response(message or "Unauthorized", 401)
+            return refusal(exc, call, request, lobby)
         if result is None:
             continue
         if isinstance(result, Response):
@@ -249,6 +248,45 @@ async def run_hooks(
     if request.principal is None and principal_header is not None:
         request.principal = request.header(principal_header) or None
     return request
+
+
+def refusal(error: Exception, call: Call, request: Request, lobby: Lobby) -> Response:
+    """The answer to a hook that raised *error*, keeping PartyKit's "an exception
+    refuses" contract without showing the client what the exception says.
+
+    - :class:`~partydeco.errors.RefusedError` (partydeco's auth errors are ones):
+      its status and message, meant for the client.
+    - ``HTTPException`` (``quart.abort(403)``): its status and description.
+    - a backend that is down (``OSError``, so ``ConnectionError`` and
+      ``TimeoutError``, or any library exception class named ``ConnectionError``
+      or ``TimeoutError``, such as redis-py's): ``503 Service Unavailable``, so
+      clients retry.
+    - anything else (``PermissionError`` included, although it is an ``OSError``):
+      ``401 Unauthorized``.
+
+    Unexpected exceptions are logged whole, with the request's credentials
+    redacted; on-purpose refusals in one line.
+    """
+    if isinstance(error, RefusedError):
+        logger.info("%s refused %s with %d: %s", call.name, lobby, error.status, error.message)
+        return Response(error.message or "Unauthorized", error.status)
+    if isinstance(error, HTTPException):
+        status = error.code or 401
+        logger.info("%s refused %s with %d", call.name, lobby, status)
+        return Response(error.description or error.name, status)
+    down = backend_down(error)
+    status, body = (503, "Service Unavailable") if down else (401, "Unauthorized")
+    logger.warning(
+        "%s raised; %s answered %d:\n%s", call.name, lobby, status, describe(error, request)
+    )
+    return Response(body, status)
+
+
+def backend_down(error: BaseException) -> bool:
+    """Whether *error* says a backend (a database, a network service) is unreachable."""
+    if isinstance(error, OSError) and not isinstance(error, PermissionError):
+        return True
+    return any(cls.__name__ in ("ConnectionError", "TimeoutError") for cls in type(error).__mro__)
 
 
 _RAW = (str, bytes, Any, object, Union[str, bytes], str | bytes, inspect.Parameter.empty)  # noqa: UP007

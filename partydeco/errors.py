@@ -26,6 +26,7 @@ __all__ = [
     "MissingExtraError",
     "PartydecoError",
     "ProjectExistsError",
+    "RefusedError",
     "ScaffoldError",
     "SetupError",
     "StateTooLargeError",
@@ -96,6 +97,40 @@ class MissingExtraError(SetupError, ImportError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(package={self.package!r}, extra={self.extra!r})"
+class RefusedError(PartydecoError):
+    """Raised by a ``before_connect`` or ``before_request`` hook to refuse on purpose,
+    with a message meant for the client.
+
+    A hook can also return a :class:`~partydeco.Response`; raising is handy deep in
+    the helpers a hook calls. The client gets *status* with *message* as the body.
+    Any other exception a hook raises answers a generic ``401 Unauthorized`` (or
+    ``503`` when a backend is down), so exception texts never reach clients.
+
+    Example::
+
+        @party.before_connect
+        async def members_only(request, lobby):
+            if request.principal not in MEMBERS.get(lobby.id, set()):
+                raise RefusedError("this room is for members", status=403)
+            return request
+
+    Attributes:
+        status: the HTTP status to answer with (401 unless given).
+        message: the body, shown to the client as it is.
+    """
+
+    status: int = 401
+
+    def __init__(self, message: str = "Unauthorized", *, status: int | None = None) -> None:
+        if status is not None:
+            if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+                raise ValueError(f"status must be an HTTP error status (400-599), not {status!r}")
+            self.status = status
+        self.message = message
+        super().__init__(message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status={self.status})"
 
 
 class StateTooLargeError(PartydecoError, ValueError):

@@ -8,6 +8,12 @@ event loop. If the write has to wait (the peer's socket buffer is full), a
 writer task takes over the suspended write and then drains the frames that
 queued up behind it, so a slow peer only ever delays itself. A peer whose queue
 overflows is closed with 1013.
+
+Queued bytes are also counted process-wide, in an :class:`OutboxBudget`: when the
+sum over all sockets passes ``max_pending_bytes_per_process``, the receivers with
+the most bytes queued are closed with 1013 (their queues dropped) until it is under
+again, so many slow receivers cannot add up to unbounded memory either. Frames
+written at once are never queued and never counted.
 """
 
 from __future__ import annotations
@@ -25,10 +31,41 @@ if TYPE_CHECKING:
     from .backplane.base import Sink
     from .observability.metrics import PartyMeter
 
-__all__ = ["Outbox", "put_all", "send_event"]
+__all__ = ["Outbox", "OutboxBudget", "frame_size", "put_all", "send_event"]
 
 logger = logging.getLogger("partydeco")
 
+
+
+def frame_size(frame: str | bytes) -> int:
+    """The size of *frame* on the wire, in bytes (UTF-8 for text)."""
+    if type(frame) is bytes or frame.isascii():
+        return len(frame)
+    return len(frame.encode())  # type: ignore[union-attr]
+
+
+class OutboxBudget:
+    """The bytes queued for slow receivers in one process, and their limit.
+
+    Attributes:
+        limit: the most bytes all outboxes together may queue
+            (``max_pending_bytes_per_process``).
+        queued: the bytes queued now.
+        slow: the outboxes with something queued.
+    """
+
+    __slots__ = ("limit", "queued", "slow")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.queued = 0
+        self.slow: set[Outbox] = set()
+
+    def overflow(self) -> None:
+        """Close the receivers with the most bytes queued until the total is under the limit."""
+        while self.queued > self.limit and self.slow:
+            slowest = max(self.slow, key=lambda outbox: outbox.pending_bytes)
+            slowest.close(TRY_AGAIN_LATER, "server send queues full", discard=True)
 
 
 def send_event(frame: str | bytes) -> dict[str, Any]:
@@ -79,11 +116,14 @@ class Outbox:
     Args:
         send: the ASGI ``send`` callable of the WebSocket.
         max_messages: frames that may wait before the peer counts as too slow.
-        max_bytes: the same bound, in bytes (characters for text frames).
-        close_timeout: seconds to wait for the peer after our close frame before
-            ``on_timeout`` is called.
+        max_bytes: the same bound, in bytes (UTF-8 bytes for text frames).
+        close_timeout: seconds the peer has, once this side asked to close, to take
+            the frames still queued and finish the closing handshake; then
+            ``on_timeout`` is called (a peer that stopped reading would otherwise
+            keep its socket, and what is queued for it, forever).
         on_timeout: called when the peer did not finish closing in time.
         meter: the party's metrics, which count the frames sent, if any.
+        budget: the process's budget of queued bytes, if any.
     """
 
     __slots__ = (
@@ -92,8 +132,10 @@ class Outbox:
         "_pending",
         "_queue",
         "_send",
+        "_timer",
         "_writer",
         "accepted",
+        "budget",
         "close_timeout",
         "closing",
         "max_bytes",
@@ -111,14 +153,18 @@ class Outbox:
         close_timeout: float,
         on_timeout: Callable[[], None] | None = None,
         meter: PartyMeter | None = None,
+        budget: OutboxBudget | None = None,
     ) -> None:
         self._send = send
-        self._queue: deque[str | bytes] = deque()
+        self.budget = budget
+        # frames waiting, each with its size in bytes
+        self._queue: deque[tuple[str | bytes, int]] = deque()
         self._pending = 0
         # The task finishing a write that had to wait, then draining the queue; None
         # when the socket is idle, which is when frames are written at once.
         self._writer: asyncio.Task[None] | None = None
         self._close: tuple[int, str] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._done = False
         self.max_messages = max_messages
         self.max_bytes = max_bytes
@@ -138,6 +184,8 @@ class Outbox:
             message["headers"] = [(k.lower().encode(), v.encode()) for k, v in headers]
         await self._send(message)
         self.accepted = True
+        if self._close is not None:
+            self._arm()
         if self._queue or self._close is not None:
             self._start_writer()
 
@@ -156,10 +204,28 @@ class Outbox:
             self._write_now(event or send_event(frame))
             return
         queue = self._queue
-        queue.append(frame)
-        self._pending += len(frame)
+        size = frame_size(frame)
+        queue.append((frame, size))
+        self._pending += size
+        budget = self.budget
+        if budget is not None:
+            budget.slow.add(self)
+            budget.queued += size
+            if budget.queued > budget.limit:
+                budget.overflow()  # may close this outbox
+                if self.closing:
+                    return
         if len(queue) > self.max_messages or self._pending > self.max_bytes:
             self.close(TRY_AGAIN_LATER, "send queue full", discard=True)
+
+    def _drop_queue(self) -> None:
+        """Forget every queued frame (and give their bytes back to the budget)."""
+        self._queue.clear()
+        budget = self.budget
+        if budget is not None:
+            budget.queued -= self._pending
+            budget.slow.discard(self)
+        self._pending = 0
 
     def _write_now(self, event: dict[str, Any]) -> None:
         coro = self._send(event)
@@ -184,11 +250,22 @@ class Outbox:
             return
         self.closing = True
         if discard:
-            self._queue.clear()
-            self._pending = 0
+            self._drop_queue()
         self._close = (code, reason)
-        if self._writer is None and self.accepted:
-            self._start_writer()
+        if self.accepted:
+            self._arm()
+            if self._writer is None:
+                self._start_writer()
+
+    def _arm(self) -> None:
+        if self.on_timeout is not None and self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.close_timeout, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if not self._done and self.on_timeout is not None:
+            self.on_timeout()
 
     @property
     def close_frame(self) -> tuple[int, str] | None:
@@ -200,6 +277,11 @@ class Outbox:
         """Frames waiting to be sent."""
         return len(self._queue)
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes waiting to be sent."""
+        return self._pending
+
     async def _run(self, coro: Coroutine[Any, Any, Any] | None, blocked: Any) -> None:
         send = self._send
         queue = self._queue
@@ -207,8 +289,13 @@ class Outbox:
             if coro is not None:
                 await _resume(coro, blocked)
             while queue:
-                frame = queue.popleft()
-                self._pending -= len(frame)
+                frame, size = queue.popleft()
+                self._pending -= size
+                budget = self.budget
+                if budget is not None:
+                    budget.queued -= size
+                    if not queue:
+                        budget.slow.discard(self)
                 await send(send_event(frame))
             if self._close is None:
                 self._writer = None  # idle again: the next frame is written at once
@@ -219,22 +306,16 @@ class Outbox:
             raise
         except Exception as exc:  # the peer is gone; the reader sees the disconnect
             self._failed(exc)
-            return
-        if self.on_timeout is not None:
-            await asyncio.sleep(self.close_timeout)
-            if not self._done:
-                self.on_timeout()
 
     def _failed(self, exc: Exception) -> None:
         logger.debug("websocket send failed: %r", exc)
         self.closing = True
-        self._queue.clear()
-        self._pending = 0
+        self._drop_queue()
 
     async def close_now(self, code: int, reason: str) -> None:
         """Send a close frame directly, bypassing the queue (used while shutting down)."""
         self.closing = True
-        self._queue.clear()
+        self._drop_queue()
         self._close = (code, reason)
         if self._writer is not None:
             self._writer.cancel()
@@ -247,6 +328,9 @@ class Outbox:
         """Stop the writer; the socket is gone."""
         self._done = True
         self.closing = True
-        self._queue.clear()
+        self._drop_queue()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()

@@ -80,11 +80,11 @@ class Party:
         The per-party options are ``allowed_origins``, ``require_origin``,
         ``cors``, ``cors_max_age``, ``token_refresh``, ``token_leeway``,
         ``max_connections_per_room``, ``max_messages_per_second``,
-        ``message_burst``, ``message_rate_action``, and the presence and history
-        options ``presence``, ``presence_grace``, ``presence_snapshot``,
-        ``history``, ``history_ttl`` and ``history_bytes`` (see
-        :class:`~partydeco.Config`). Limits per client address and
-        ``trusted_proxies`` are process-wide: pass them to ``App()``.
+        ``message_burst``, ``message_rate_action``, ``max_bytes_per_second``,
+        ``byte_burst``, and the presence and history options ``presence``,
+        ``presence_grace``, ``presence_snapshot``, ``history``, ``history_ttl`` and
+        ``history_bytes`` (see :class:`~partydeco.Config`). Limits per client address,
+        per process and ``trusted_proxies`` are process-wide: pass them to ``App()``.
 
         Example::
 
@@ -105,7 +105,10 @@ class Party:
         through, ``None`` to forward the original, or a
         :class:`~partydeco.Response` to refuse: the client then gets that status,
         headers and body as the handshake's answer and no socket opens. An
-        exception answers 401 with its message as the body. Hooks run in
+        exception refuses too: :class:`~partydeco.RefusedError` with its status and
+        message, an ``HTTPException`` with its own, a backend that is down
+        (``OSError``, ``ConnectionError``, ``TimeoutError``) with 503, anything else
+        with a bare 401; the exception is logged, credentials redacted. Hooks run in
         registration order; the first ``Response`` wins.
 
         Example::

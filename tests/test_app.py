@@ -71,6 +71,39 @@ def test_bad_options_are_refused() -> None:
 
 
 @pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"max_bytes_per_second": 0}, "max_bytes_per_second must be a positive number or None"),
+        ({"max_bytes_per_second": "1 MiB"}, "max_bytes_per_second must be a positive number"),
+        ({"byte_burst": 1000}, r"byte_burst \(1000\) must be at least max_message_size"),
+        ({"byte_burst": 2.5e6}, "byte_burst must be a whole number"),
+        ({"max_unfinished_bytes": -1}, "max_unfinished_bytes must be a positive number"),
+        ({"max_unfinished_bytes": True}, "max_unfinished_bytes must be a positive number"),
+        ({"message_timeout": 0}, "message_timeout must be a positive number"),
+        ({"max_pending_bytes_per_process": 0}, "max_pending_bytes_per_process must be"),
+        ({"max_room_id_length": 256.5}, "max_room_id_length must be a whole number"),
+        ({"forwarded_header": "X-Real-IP"}, "forwarded_header must be 'X-Forwarded-For' or"),
+    ],
+)
+def test_the_hardening_options_are_checked(options: dict[str, object], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        App(**options)
+
+
+def test_the_hardening_options_have_their_defaults() -> None:
+    config = App().config
+    assert config.byte_burst == 8 << 20 and config.max_bytes_per_second == 1 << 20
+    assert App(max_message_size=16 << 20).config.byte_burst == 16 << 20
+    assert config.max_unfinished_bytes == 32 << 20 and config.message_timeout == 30
+    assert config.max_pending_bytes_per_process == 64 << 20
+    assert config.max_room_id_length == 256 and config.forwarded_header == "X-Forwarded-For"
+    app = App()
+    app.configure_party("main", max_bytes_per_second=None, byte_burst=16 << 20)
+    with pytest.raises(ValueError, match="max_unfinished_bytes cannot be set per party"):
+        app.configure_party("main", max_unfinished_bytes=1)
+
+
+@pytest.mark.parametrize(
     ("path", "route"),
     [
         ("/parties/chat/r1", Route("chat", "r1", "")),

@@ -2,19 +2,21 @@
 
 Run it with ``TOKEN=secret python examples/quickstart/app.py`` (or put
 ``TOKEN=secret`` in a ``.env`` file), then connect to
-``ws://127.0.0.1:1999/parties/main/lobby?token=secret``.
+``ws://127.0.0.1:1999/parties/main/lobby?token=secret``; the room answers HTTP at
+``http://127.0.0.1:1999/parties/main/lobby?token=secret``.
 """
 
 from partydeco import Response, party, requires_env
 
 
-@party.before_connect
+@party.before_connect  # WebSockets
+@party.before_request  # plain HTTP
 @requires_env("TOKEN")  # a warning as the app starts when TOKEN is not set
 async def authenticate(request, lobby):
     expected = lobby.env.get("TOKEN")
     if not expected or request.args.get("token") != expected:
-        return Response("Unauthorized", status=401)  # the socket is never opened
-    request.headers["X-User-ID"] = "alice"  # visible to on_connect
+        return Response("Unauthorized", status=401)  # nothing reaches the room
+    request.headers["X-User-ID"] = "alice"  # visible to on_connect and on_request
     return request
 
 

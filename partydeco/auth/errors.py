@@ -7,7 +7,7 @@ client and to log.
 
 from __future__ import annotations
 
-from partydeco.errors import PartydecoError
+from partydeco.errors import RefusedError
 
 __all__ = [
     "BadSignature",
@@ -46,8 +46,11 @@ __all__ = [
 ]
 
 
-class InvalidTokenError(PartydecoError):
+class InvalidTokenError(RefusedError):
     """A token was refused.
+
+    A hook that lets it propagate answers with its status and reason (it is a
+    :class:`partydeco.errors.RefusedError`).
 
     Attributes:
         reason: a short description that is safe to show a client.

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..response import Response
 from .origins import DEFAULT_ORIGINS, OriginPolicy
-from .proxies import client_address, is_loopback, limit_key, networks
+from .proxies import Client, client_address, is_loopback, limit_key, networks
 
 if TYPE_CHECKING:
     from asyncio import TimerHandle
 
     from ..config import Config
 
-__all__ = ["Admission", "Guard", "MessageRate", "RateTable", "header"]
+__all__ = ["Admission", "ByteBudget", "Guard", "MessageRate", "RateTable", "header"]
 
 
 def header(scope: Mapping[str, Any], name: bytes) -> str | None:
@@ -86,8 +86,8 @@ class RateTable:
 
 
 class MessageRate:
-    """One connection's message budget: a token bucket of *burst* tokens gaining *rate*
-    a second; each message takes one.
+    """One connection's budget: a token bucket of *burst* tokens gaining *rate* a
+    second; each message takes one (or, counting bytes, one per byte).
 
     Two floats per connection, touched once per message by the socket's reader.
     """
@@ -100,16 +100,31 @@ class MessageRate:
         self.tokens = self.burst
         self.last = time.monotonic()
 
-    def allow(self) -> bool:
-        """Take a token for one message; ``False`` when the connection is over its rate."""
+    def allow(self, cost: float = 1.0) -> bool:
+        """Take *cost* tokens; ``False`` (taking none) when the connection is over its rate."""
         now = time.monotonic()
         tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
-        if tokens < 1.0:
+        if tokens < cost:
             self.tokens = tokens
             return False
-        self.tokens = tokens - 1.0
+        self.tokens = tokens - cost
         return True
+
+
+class ByteBudget:
+    """Bytes that the sockets of one process hold together, and their limit.
+
+    Attributes:
+        limit: the most they may hold.
+        held: what they hold now.
+    """
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
 
 
 class Admission:
@@ -166,17 +181,20 @@ class Guard:
         self.per_room: dict[tuple[str, str], int] = {}
         self._policies: dict[tuple[tuple[str, ...] | None, bool], OriginPolicy] = {}
 
-    def client(self, scope: MutableMapping[str, Any]) -> str | None:
-        """Resolve the client's address through trusted proxies, and record it in *scope*.
+    def client(self, scope: MutableMapping[str, Any]) -> Client:
+        """Resolve the client through trusted proxies, and record its address in *scope*.
 
-        ``request.remote_addr`` then shows the client, not the proxy.
+        ``request.remote_addr`` (and the access log) then show the client, not the
+        proxy; ``None`` when the proxy header's hop is not an address.
         """
         peer = scope.get("client")
         host = peer[0] if peer else None
-        address = client_address(host, scope.get("headers", ()), self._trusted)
-        if address != host:
-            scope["client"] = (address, 0)
-        return address
+        client = client_address(
+            host, scope.get("headers", ()), self._trusted, self.config.forwarded_header
+        )
+        if client.forwarded:
+            scope["client"] = (client.address, 0) if client.address is not None else None
+        return client
 
     def policy(self, config: Config) -> OriginPolicy:
         """The compiled origin policy of a (party's) configuration."""
@@ -204,8 +222,13 @@ class Guard:
         (the room is full).
         """
         client = self.client(scope)
-        address = limit_key(client)
-        exempt = not self.config.limit_loopback and is_loopback(client)
+        address = limit_key(client.address)
+        # Only a loopback TCP peer is exempt: a forwarded address is whatever a header says.
+        exempt = (
+            not self.config.limit_loopback
+            and not client.forwarded
+            and is_loopback(client.address)
+        )
         if self.handshakes is not None and not exempt:
             wait = self.handshakes.take(address, time.monotonic())
             if wait:

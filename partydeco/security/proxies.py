@@ -1,23 +1,54 @@
 """The client's address when the server sits behind reverse proxies.
 
-A proxy appends the address it received the request from to
-``X-Forwarded-For`` (or to the standard ``Forwarded`` header). Everything to
-the left of what a trusted proxy appended was written by the client and can be
-anything, so the client is the right-most address that is not itself a
-trusted proxy. The headers are read only when the direct peer is trusted.
+A proxy appends the address it received the request from to one header:
+``X-Forwarded-For`` (nginx's ``$proxy_add_x_forwarded_for``, Caddy, Traefik,
+HAProxy's ``option forwardfor``) or the standard ``Forwarded``. partydeco reads
+exactly one of them, the one ``forwarded_header`` names; the other is ignored,
+since a proxy that sets one usually passes the client's own copy of the other
+through untouched. Everything to the left of what a trusted proxy appended was
+written by the client and can be anything, so the client is the right-most
+address that is not itself a trusted proxy. The header is read only when the
+direct peer is trusted, and a hop that is not an IP address names no client.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
-__all__ = ["Network", "client_address", "is_loopback", "limit_key", "networks"]
+__all__ = [
+    "FORWARDED_HEADERS",
+    "Client",
+    "Network",
+    "client_address",
+    "is_loopback",
+    "limit_key",
+    "networks",
+]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+#: The headers ``forwarded_header`` may name, lower case.
+FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
+
 MAX_HOPS = 32
+
+
+class Client(NamedTuple):
+    """Who sent a request.
+
+    Attributes:
+        address: the client's IP address, ``None`` when it is unknown (no peer, or a
+            forwarded hop that is not an address).
+        forwarded: whether the address came from a proxy header rather than from
+            the TCP peer. A forwarded address is never exempt from per-address
+            limits, whatever it says.
+    """
+
+    address: str | None
+    forwarded: bool
 
 
 def networks(entries: Iterable[str]) -> tuple[Network, ...]:
@@ -30,8 +61,11 @@ def _ip(text: str) -> Address | None:
         address = ipaddress.ip_address(text)
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.scope_id is not None:  # "fe80::1%eth0": a zone is no part of who it is
+            return ipaddress.IPv6Address(str(address).partition("%")[0])
     return address
 
 
@@ -49,53 +83,59 @@ def _strip_port(hop: str) -> str:
     return hop
 
 
-def _forwarded_hops(headers: Sequence[tuple[bytes, bytes]]) -> list[str] | None:
-    """The ``for=`` hops of ``Forwarded``, else of ``X-Forwarded-For``; ``None`` if neither."""
-    forwarded = [v for k, v in headers if k.lower() == b"forwarded"]
-    if forwarded:
-        hops = []
-        for element in b",".join(forwarded).decode("latin-1").split(","):
-            for pair in element.split(";"):
-                name, _, value = pair.strip().partition("=")
-                if name.lower() == "for":
-                    hops.append(_strip_port(value))
-        return hops
-    xff = [v for k, v in headers if k.lower() == b"x-forwarded-for"]
-    if xff:
-        text = b",".join(xff).decode("latin-1")
-        return [_strip_port(hop) for hop in text.split(",") if hop.strip()]
-    return None
+def _hops(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[str]:
+    """The hops of header *name* (``for=`` values of ``Forwarded``), oldest first."""
+    values = [v for k, v in headers if k.lower() == name]
+    if not values:
+        return []
+    text = b",".join(values).decode("latin-1")
+    if name == b"x-forwarded-for":
+        return [_strip_port(hop) for hop in text.split(",")]
+    hops = []
+    for element in text.split(","):
+        found = ""
+        for pair in element.split(";"):
+            key, _, value = pair.strip().partition("=")
+            if key.lower() == "for":
+                found = _strip_port(value)
+        hops.append(found)  # an element without for= is a hop we cannot name
+    return hops
 
 
 def client_address(
-    peer: str | None, headers: Sequence[tuple[bytes, bytes]], trusted: Sequence[Network]
-) -> str | None:
-    """The client's address: the peer's, or from proxy headers if the peer is trusted.
+    peer: str | None,
+    headers: Sequence[tuple[bytes, bytes]],
+    trusted: Sequence[Network],
+    header: str = "x-forwarded-for",
+) -> Client:
+    """The client of a request: its TCP peer, or what trusted proxies say it is.
 
     Args:
         peer: the address of the direct TCP peer (``None`` when unknown).
         headers: the raw ASGI request headers.
         trusted: the trusted proxies' networks.
+        header: the one header the proxies set, ``"x-forwarded-for"`` or
+            ``"forwarded"`` (any case); the other is ignored.
 
     Returns:
-        The right-most hop that is not a trusted proxy. A hop that is not an IP
-        address (``unknown``, an obfuscated name) is returned as it is: it was
-        written by something untrusted. When every hop is trusted, the
-        left-most one.
+        The peer when it is not a trusted proxy or the header is absent.
+        Otherwise the right-most hop that is not a trusted proxy, or the
+        left-most one when every hop is trusted; ``None`` as the address when
+        that hop is not an IP address (``unknown``, an obfuscated name,
+        garbage): something untrusted wrote it.
     """
     if not trusted or not _trusted(_ip(peer) if peer else None, trusted):
-        return peer
-    hops = _forwarded_hops(headers)
+        return Client(peer, False)
+    hops = _hops(headers, header.lower().encode("latin-1"))
     if not hops:
-        return peer
+        return Client(peer, False)
     window = hops[-MAX_HOPS:]
     for hop in reversed(window):
         address = _ip(hop)
-        if address is None:
-            return hop[:64] or "unknown"
-        if not _trusted(address, trusted):
-            return str(address)
-    return str(_ip(window[0]))
+        if address is None or not _trusted(address, trusted):
+            return Client(str(address) if address is not None else None, True)
+    first = _ip(window[0])
+    return Client(str(first) if first is not None else None, True)
 
 
 def is_loopback(address: str | None) -> bool:
@@ -106,10 +146,10 @@ def is_loopback(address: str | None) -> bool:
 
 def limit_key(address: str | None) -> str:
     """The key the per-address limits count under: the address, or its /64 for IPv6
-    (one subscriber usually holds a whole /64)."""
+    (one subscriber usually holds a whole /64); ``"unknown"`` without an address."""
     if address is None:
         return "unknown"
     ip = _ip(address)
     if isinstance(ip, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return str(ip) if ip is not None else address
+    return str(ip) if ip is not None else "unknown"

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING
 from ..diagnostics import warn_missing_env
 from ..errors import SetupError
 from ..observability.settings import Settings
+from ..response import Response
 from ..routing import match
-from .http import serve_http
+from .http import hide_query, send_response, serve_http
 from .hypercorn import apply as apply_hypercorn_fixes
-from .hypercorn import serving_with_hypercorn
+from .hypercorn import on_shutdown
 from .runtime import Runtime
-from .websocket import serve_websocket
+from .shutdown import chain_signals, force_exit_on_second_signal, quiet_cancelled_connections
+from .websocket import deny, serve_websocket
 
 if TYPE_CHECKING:
     from quart.ctx import AppContext
@@ -52,6 +54,11 @@ class ASGIEntry:
         self.runtime: Runtime | None = None
         self._quart_asgi = quart_asgi
         self._context: AppContext | None = None
+        self._unhook: Callable[[], None] | None = None
+        #: the package of the server that runs the lifespan (``"hypercorn"``,
+        #: ``"uvicorn"``, ...), once it started it.
+        self.server: str | None = None
+        self._stopping: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<ASGIEntry {self.app!r} {self.runtime!r}>"
@@ -63,6 +70,9 @@ class ASGIEntry:
             route = match(raw.decode("latin-1") if raw else scope["path"])
             if route is not None:
                 runtime = self.runtime or self._build()
+                if len(route.room) > runtime.config.max_room_id_length:
+                    await _too_long(scope, send, runtime.config.max_room_id_length)
+                    return
                 # handlers run in Quart's app context: current_app, g, jsonify, extensions
                 async with self.app.quart.app_context():
                     if kind == "http":
@@ -94,6 +104,7 @@ class ASGIEntry:
         return self.runtime
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        self.server = server_name(receive)
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -127,8 +138,12 @@ class ASGIEntry:
         runtime = self.runtime
         if runtime is None or runtime.state != "built":  # a runtime serves one start
             runtime = self.runtime = Runtime(self.app)
-        if serving_with_hypercorn():
-            apply_hypercorn_fixes(self.app.config.max_message_size)
+        if self.server == "hypercorn":
+            apply_hypercorn_fixes(self.app.config)
+            self._unhook = on_shutdown(self._server_stopping)
+        elif self.server is not None:  # Uvicorn and others: hear the signal first
+            self._unhook = chain_signals(self._server_stopping)
+        quiet_cancelled_connections(asyncio.get_running_loop())
         # The tasks the runtime starts (alarms, idle unloading, the Redis backplane) run
         # handlers too: they inherit this app context, which stays pushed while serving.
         context = self.app.quart.app_context()
@@ -139,22 +154,58 @@ class ASGIEntry:
             await self.app.quart.startup()
         except BaseException:
             await context.pop(None)
+            if self._unhook is not None:
+                self._unhook()
+                self._unhook = None
             raise
         self._context = context
 
+    def _server_stopping(self) -> None:
+        """The server began to stop: close the sockets with 1001 now, not at lifespan
+        shutdown, which comes after the server has waited for the connections."""
+        runtime = self.runtime
+        if runtime is None or self._stopping is not None:
+            return
+        force_exit_on_second_signal(if_server=True)
+        self._stopping = asyncio.get_running_loop().create_task(runtime.shutdown())
+
     async def stop(self) -> None:
         """Close every socket (1001), stop the runtime, then run ``after_serving`` hooks."""
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
         runtime = self.runtime
         try:
             if runtime is not None:
                 await runtime.shutdown()
                 if runtime.state == "running":
                     await runtime.stop()
+            self._stopping = None
             await self.app.quart.shutdown()
         finally:
             context, self._context = self._context, None
             if context is not None:
                 await context.pop(None)
+
+
+def server_name(receive: Receive) -> str:
+    """The top-level package of the server behind an ASGI *receive* callable (the
+    object it is a method of, else the function itself): ``"hypercorn"``,
+    ``"uvicorn"``, ... Importing a server proves nothing (Quart imports Hypercorn);
+    being called by it does."""
+    owner = getattr(receive, "__self__", receive)
+    module = getattr(type(owner), "__module__", "") if owner is not receive else ""
+    module = module or getattr(receive, "__module__", "") or ""
+    return module.partition(".")[0]
+
+
+async def _too_long(scope: Scope, send: Send, limit: int) -> None:
+    hide_query(scope)
+    response = Response(f"Room id is longer than {limit} characters", 414)
+    if scope["type"] == "websocket":
+        await deny(scope, send, response)
+    else:
+        await send_response(send, response)
 
 
 def _require_asyncio() -> None:

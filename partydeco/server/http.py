@@ -1,8 +1,12 @@
 """An HTTP request to a party URL, from the ``Origin`` check to the answer.
 
-In order: the origin allow-list (403), a CORS preflight answered before any hook,
-the client's address through trusted proxies, the party's ``before_request``
+In order: the client's address through trusted proxies, the origin allow-list
+(403), a CORS preflight answered before any hook, the party's ``before_request``
 hooks (which may answer instead), then the room's ``on_request`` handlers.
+
+The server's own scope loses its query string once the request has read it
+(:func:`hide_query`): servers that log the query (Uvicorn) then never log a
+``?token=``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,19 @@ if TYPE_CHECKING:
     from ..types import Receive, Scope, Send
     from .runtime import Runtime
 
-__all__ = ["not_found", "send_response", "serve_http"]
+__all__ = ["hide_query", "not_found", "send_response", "serve_http"]
+
+
+def hide_query(scope: Scope) -> None:
+    """Empty the query string of the server's *scope*, after partydeco has read it.
+
+    Servers log a request from the scope they passed the app: Uvicorn logs the path
+    with its query (``"WebSocket /parties/main/lobby?token=secret"``), and the query
+    is where browsers put tokens. Nothing reads the scope's query after the
+    :class:`~partydeco.Request` is built from it.
+    """
+    if scope.get("query_string"):
+        scope["query_string"] = b""
 
 
 def not_found(party: str) -> Response:
@@ -38,6 +54,9 @@ async def serve_http(
     """Answer an HTTP request to a party URL (see the module)."""
     config = runtime.config_for(route.party)
     guard = runtime.guard
+    guard.client(scope)  # behind a trusted proxy, remote_addr is the client's
+    request = Request.from_scope(scope, receive, config.max_body_size, runtime.principal_header)
+    hide_query(scope)
     extra: list[tuple[str, str]] = []
     origin = header(scope, b"origin")
     if origin is not None:
@@ -55,10 +74,9 @@ async def serve_http(
                 await send_response(send, Response(status=204), extra=allow)
                 return
             extra = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
-    guard.client(scope)  # behind a trusted proxy, remote_addr is the client's
     watch = runtime.ops.watch_request(route, scope)  # None unless metrics, traces or JSON logs
     try:
-        response = await _answer(runtime, route, scope, receive, config, watch)
+        response = await _answer(runtime, route, request, config, watch)
         if watch is not None:
             watch.answered(response.status)
         await send_response(send, response, head=scope.get("method") == "HEAD", extra=extra)
@@ -70,13 +88,11 @@ async def serve_http(
 async def _answer(
     runtime: Runtime,
     route: Route,
-    scope: Scope,
-    receive: Receive,
+    request: Request,
     config: Config,
     watch: RequestWatch | None,
 ) -> Response:
     """The hooks' answer, else the room's."""
-    request = Request.from_scope(scope, receive, config.max_body_size, runtime.principal_header)
     dispatch = runtime.dispatch.get(route.party)
     if dispatch is None:
         return not_found(route.party)

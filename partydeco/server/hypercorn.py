@@ -1,10 +1,10 @@
-"""Five fixes to Hypercorn's WebSocket handling and access log, applied when Hypercorn
+"""Eight fixes to Hypercorn's WebSocket handling and access log, applied when Hypercorn
 serves partydeco.
 
 Each fix replaces or wraps methods of Hypercorn (0.17-0.18) or wsproto (1.2-1.3).
 :func:`apply` installs them, once per process: the runner (``partydeco serve``,
 ``party.run()``) calls it before serving, and the ASGI entry at lifespan start-up
-when Hypercorn is the server (``hypercorn app:party``); never under Uvicorn or a
+when Hypercorn runs the lifespan (``hypercorn app:party``); never under Uvicorn or a
 test client. Before replacing a method, :func:`apply` compares its source with the
 versions the fix was written for; a method that changed upstream is left alone and
 the fix is skipped with a warning, so a stale copy never replaces newer code.
@@ -12,13 +12,15 @@ the fix is skipped with a warning, so a stale copy never replaces newer code.
 1. ``bounded-inflation``: inflation is bounded. Hypercorn always negotiates
    permessage-deflate, and wsproto inflates each frame without a size limit: a 100 KB
    frame of compressed zeros becomes 100 MB in memory before Hypercorn's message-size
-   check runs. :class:`BoundedPerMessageDeflate` stops inflating at the app's
-   ``max_message_size`` and fails the connection with 1009 instead. Upstream: no
-   report found in wsproto or Hypercorn (the same bug was fixed in tornado #2391 and
-   websockets #1715); to report: "wsproto: PerMessageDeflate inflates without a limit".
+   check runs. :class:`~partydeco.server.wsproto_deflate.RoomDeflate` stops inflating
+   at the app's ``max_message_size`` and fails the connection with 1009 instead.
+   Upstream: no report found in wsproto or Hypercorn (the same bug was fixed in
+   tornado #2391 and websockets #1715); to report: "wsproto: PerMessageDeflate
+   inflates without a limit".
 2. ``close-codes``: the client's close code reaches the app. Hypercorn reports every
    close the client starts as 1006; with this fix ``websocket.disconnect`` carries the
-   code and reason from the client's close frame, so ``on_close`` sees them.
+   code and reason from the client's close frame (or of the close partydeco sent when
+   it failed the connection below the app), so ``on_close`` sees them.
    Upstream: pgjones/hypercorn#127 (open).
 3. ``ping-stop``: pings stop with their socket. Hypercorn's ping loop sleeps a whole
    interval before it notices that its socket closed, keeping the connection's task
@@ -31,7 +33,8 @@ the fix is skipped with a warning, so a stale copy never replaces newer code.
    Hypercorn wraps every socket read in ``asyncio.wait_for`` when ``read_timeout`` is
    set (partydeco sets it: with pings, it is what drops dead peers), which makes a task
    and a timer for each read, about a sixth of the server's time in an echo benchmark.
-   :func:`_read_data` keeps the same rule with one self-re-arming timer.
+   :func:`~partydeco.server.hypercorn_timers.read_data` keeps the same rule with one
+   self-re-arming timer.
    Upstream: no report found; to report: "asyncio TCPServer._read_data: wait_for per
    read costs a task and a timer per read".
 5. ``access-once``: one access line per HTTP request, with its status. When a client
@@ -41,188 +44,142 @@ the fix is skipped with a warning, so a stale copy never replaces newer code.
    With the fix the response is logged once, when the client leaves.
    Upstream: no report found; to report: "http_stream: a StreamClosed during the
    response logs '- -', then the response again".
+6. ``inbound-limits``: what a client's frames may cost, below the app (see
+   :mod:`~partydeco.server.hypercorn_inbound`): message size in UTF-8 bytes checked
+   before a message is assembled (Hypercorn counts characters), a process-wide
+   budget and a timeout for unfinished messages, pings and pongs counted against the
+   connection's message rate and answered once per read, and a close frame (1009 for
+   a bomb) when wsproto fails a connection, where Hypercorn sent none.
+   Upstream: to report: "ws_stream: websocket_max_message_size counts characters for
+   text", "ws_stream: a ParseFailed close sends no close frame", "ws_stream: one pong
+   write per ping".
+7. ``shared-deflate``: a broadcast is framed and compressed once, not once per
+   receiver: every offer is answered with ``server_no_context_takeover`` and
+   :class:`RoomConnection` sends the frame
+   :func:`~partydeco.server.wsproto_deflate.frame` builds once per message.
+   Upstream: none (a server choice; Hypercorn hard-codes the extension,
+   pgjones/hypercorn#307).
+8. ``shutdown-signal``: partydeco hears that Hypercorn's worker is stopping when it
+   starts to, not after its graceful timeout. Under ``hypercorn app:party`` the ASGI
+   lifespan shutdown comes only after Hypercorn has waited for (then cancelled) the
+   open connections, too late to close them with 1001; :func:`on_shutdown` callbacks
+   run as the worker's ``terminated`` event is set, at the start of that wait.
+   Upstream: none (ASGI has no "shutting down" message before lifespan.shutdown).
 """
 
 from __future__ import annotations
 
 import ast
-import asyncio
 import hashlib
 import importlib
 import inspect
 import logging
-import sys
 import time
-import zlib
+from collections.abc import Callable
 from importlib import metadata
-from ssl import SSLError
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from wsproto.connection import Connection
-from wsproto.events import CloseConnection, Event
-from wsproto.extensions import PerMessageDeflate
-from wsproto.frame_protocol import CloseReason
+from wsproto.connection import Connection, ConnectionState
+from wsproto.events import BytesMessage, CloseConnection, Event, TextMessage
 
-__all__ = ["BoundedPerMessageDeflate", "RecordingConnection", "apply", "serving_with_hypercorn"]
+from .hypercorn_inbound import DEFAULT_BUDGET, StreamLimits, after_close, handle_events
+from .hypercorn_timers import read_data, read_timer, send_pings, stream_closed
+from .wsproto_deflate import RoomDeflate, frame
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = ["RoomConnection", "apply", "on_shutdown"]
 
 logger = logging.getLogger("partydeco")
 
 
-class BoundedPerMessageDeflate(PerMessageDeflate):
-    """wsproto's permessage-deflate, refusing messages that inflate past a limit."""
+class RoomConnection(Connection):
+    """A wsproto connection that remembers the close its peer sent (``close-codes``)
+    and sends whole messages as frames built once per message (``shared-deflate``)."""
 
-    #: the largest inflated message, in bytes (set by :func:`apply`).
-    max_message_size: ClassVar[int] = 1 << 20
+    #: whether the peer's close is recorded (``close-codes``; set by :func:`apply`).
+    record: ClassVar[bool] = False
+    #: whether outgoing messages go through the shared frames (set by :func:`apply`).
+    shared: ClassVar[bool] = False
+
+    #: the close code and reason the app is told: the peer's, or partydeco's own.
+    peer_close: tuple[int, str] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._inflated = 0
-
-    def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
-        if not self._inbound_compressed or not self._inbound_is_compressible:
-            return data
-        assert self._decompressor is not None
-        room = self.max_message_size - self._inflated
-        try:
-            out = self._decompressor.decompress(bytes(data), room + 1)
-        except zlib.error:
-            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
-        self._inflated += len(out)
-        if self._inflated > self.max_message_size:
-            return CloseReason.MESSAGE_TOO_BIG
-        return out
-
-    def frame_inbound_complete(self, proto: Any, fin: bool) -> bytes | CloseReason | None:
-        result = super().frame_inbound_complete(proto, fin)
-        if fin:
-            self._inflated = 0
-        return result
-
-
-class RecordingConnection(Connection):
-    """A wsproto connection that remembers the close frame its peer sent."""
-
-    peer_close: tuple[int, str] | None = None
+        deflate = None
+        if self.shared:
+            for extension in self._proto.extensions:
+                if isinstance(extension, RoomDeflate) and extension.server_no_context_takeover:
+                    deflate = extension
+        self._deflate = deflate
+        self._framed = self.shared and (deflate is not None or not self._proto.extensions)
 
     def events(self) -> Any:
         for event in super().events():
-            if isinstance(event, CloseConnection) and self.peer_close is None:
+            # a close frame that arrived changes the state; wsproto failing to parse does not
+            if (
+                self.record
+                and isinstance(event, CloseConnection)
+                and self.peer_close is None
+                and self.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED)
+            ):
                 self.peer_close = (int(event.code), event.reason or "")
             yield event
 
+    def send(self, event: Event) -> bytes:
+        if (
+            self._framed
+            and type(event) in (TextMessage, BytesMessage)
+            and event.message_finished  # type: ignore[attr-defined]
+            and self.state is ConnectionState.OPEN
+        ):
+            return frame(event.data, self._deflate)  # type: ignore[attr-defined]
+        return super().send(event)
 
-def _forward_close_code(handle: Any) -> Any:
-    """Wrap ``WSStream.handle`` so the disconnect message carries the peer's close code."""
-    from hypercorn.protocol.events import StreamClosed
+
+def _wrap_handle(handle: Any, limits: bool) -> Any:
+    """Wrap ``WSStream.handle``: the disconnect message carries the close code the
+    connection recorded; with *limits*, each stream gets its :class:`StreamLimits`,
+    which the app finds in its scope's extensions as ``"partydeco.limits"``."""
+    from hypercorn.protocol.events import Data, Request, StreamClosed
 
     async def patched(self: Any, event: Event) -> None:
-        if isinstance(event, StreamClosed):
-            _stream_closed(self)
-        connection = getattr(self, "connection", None)
-        peer_close = getattr(connection, "peer_close", None)
-        if isinstance(event, StreamClosed) and peer_close is not None and self.app_put:
-            put = self.app_put
+        if isinstance(event, Data):
+            stream_limits = getattr(self, "_partydeco_limits", None)
+            if (
+                stream_limits is not None
+                and stream_limits.failed
+                and await after_close(self, stream_limits, event.data)
+            ):
+                return
+        elif isinstance(event, StreamClosed):
+            stream_closed(self)
+            stream_limits = getattr(self, "_partydeco_limits", None)
+            if stream_limits is not None:
+                stream_limits.release()
+            connection = getattr(self, "connection", None)
+            peer_close = getattr(connection, "peer_close", None)
+            if peer_close is not None and self.app_put:
+                put = self.app_put
 
-            async def app_put(message: dict[str, Any]) -> None:
-                if message.get("type") == "websocket.disconnect":
-                    message = {**message, "code": peer_close[0], "reason": peer_close[1]}
-                await put(message)
+                async def app_put(message: dict[str, Any]) -> None:
+                    if message.get("type") == "websocket.disconnect":
+                        message = {**message, "code": peer_close[0], "reason": peer_close[1]}
+                    await put(message)
 
-            self.app_put = app_put
+                self.app_put = app_put
+        elif limits and isinstance(event, Request):
+            self._partydeco_limits = StreamLimits(self, self.config.websocket_max_message_size)
+            await handle(self, event)
+            if getattr(self, "scope", None) is not None:
+                self.scope["extensions"]["partydeco.limits"] = self._partydeco_limits
+            return
         await handle(self, event)
 
     patched.partydeco_patched = True  # type: ignore[attr-defined]
     return patched
-
-
-def _stream_closed(stream: Any) -> None:
-    stream._partydeco_closed = True
-    _wake(getattr(stream, "_partydeco_wake", None))
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
-
-
-async def _send_pings(self: Any) -> None:
-    """Ping every interval until the stream closes, waking as soon as it does.
-
-    The first ping goes one interval after the handshake (Hypercorn's goes at
-    once: one more write on every connect). Between pings it waits on one
-    future and one timer (no task), since every idle connection holds this
-    loop for as long as it is open.
-    """
-    from wsproto.events import Ping
-
-    loop = asyncio.get_running_loop()
-    while True:  # wait first: a socket that just opened needs no ping yet
-        waiter = self._partydeco_wake = loop.create_future()
-        timer = loop.call_later(self.config.websocket_ping_interval, _wake, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._partydeco_wake = None
-        if self.closed or getattr(self, "_partydeco_closed", False):
-            return
-        await self._send_wsproto_event(Ping())
-
-
-class _ReadDeadline:
-    """Cancels a connection's reader when one read has waited ``timeout`` seconds."""
-
-    __slots__ = ("fired", "handle", "loop", "reading_since", "task", "timeout")
-
-    def __init__(self, task: asyncio.Task[Any], timeout: float) -> None:
-        self.loop = task.get_loop()
-        self.task = task
-        self.timeout = timeout
-        self.reading_since: float | None = None  # loop time the current read started
-        self.fired = False
-        self.handle = self.loop.call_later(timeout, self.check)
-
-    def check(self) -> None:
-        since = self.reading_since
-        waited = 0.0 if since is None else self.loop.time() - since
-        if since is not None and waited >= self.timeout:
-            self.fired = True
-            self.task.cancel()
-        else:
-            self.handle = self.loop.call_later(self.timeout - waited, self.check)
-
-
-async def _read_data(self: Any) -> None:
-    """Hypercorn's ``TCPServer._read_data`` with the read timeout kept by one timer."""
-    from hypercorn.asyncio.tcp_server import MAX_RECV
-    from hypercorn.events import Closed, RawData
-
-    timeout = self.config.read_timeout
-    task = asyncio.current_task()
-    if timeout is None or task is None:
-        await _original_read_data(self)
-        return
-    deadline = _ReadDeadline(task, timeout)
-    reader = self.reader
-    loop = deadline.loop
-    try:
-        while not reader.at_eof():
-            deadline.reading_since = loop.time()
-            try:
-                data = await reader.read(MAX_RECV)
-            except asyncio.CancelledError:
-                if not deadline.fired or task.uncancel() > 0:
-                    raise
-                break  # timed out, as wait_for's TimeoutError
-            except (ConnectionError, OSError, SSLError):
-                break
-            finally:
-                deadline.reading_since = None
-            await self.protocol.handle(RawData(data))
-    finally:
-        deadline.handle.cancel()
-    await self.protocol.handle(Closed())
-
 
 
 # -- applying the fixes ---------------------------------------------------------------------
@@ -250,9 +207,29 @@ KNOWN: dict[tuple[str, str, str], frozenset[str]] = {
     ("hypercorn.protocol.http_stream", "HTTPStream", "_send_closed"): frozenset(
         {"2e31fc7f8ddfaa62"}
     ),
+    # The fixes added in 0.3 were checked against Hypercorn 0.17.3 and 0.18.0 and
+    # wsproto 1.2.0 and 1.3.2; versions in between are skipped with the warning.
+    ("hypercorn.protocol.ws_stream", "WSStream", "_handle_events"): frozenset(
+        {"dd069f20438a63b9"}
+    ),
+    ("wsproto.connection", "Connection", "send"): frozenset(
+        {"1134ac473675e187", "198c0a3e94aa0ff5"}
+    ),
+    ("wsproto.extensions", "PerMessageDeflate", "accept"): frozenset(
+        {"92c6759a6ccdd11e", "073fd493c216e25e"}
+    ),
+    ("wsproto.extensions", "PerMessageDeflate", "frame_outbound"): frozenset(
+        {"c46eefa37a38600c", "86cec8da28c2e8a9"}
+    ),
+    ("hypercorn.asyncio.worker_context", "WorkerContext", "__init__"): frozenset(
+        {"a30ff311492525aa", "4404b6eb656a10a0"}
+    ),
+    ("hypercorn.asyncio.run", "", "worker_serve"): frozenset(
+        {"7afd08f2168e97f2", "be69cf8d002a9f84"}
+    ),
 }
 
-#: Which upstream methods each fix depends on.
+#: Which upstream methods each fix depends on ("" as the class: a module-level function).
 FIXES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "bounded-inflation": (
         ("wsproto.extensions", "PerMessageDeflate", "frame_inbound_payload_data"),
@@ -268,9 +245,23 @@ FIXES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("hypercorn.protocol.http_stream", "HTTPStream", "handle"),
         ("hypercorn.protocol.http_stream", "HTTPStream", "_send_closed"),
     ),
+    "inbound-limits": (
+        ("hypercorn.protocol.ws_stream", "WSStream", "handle"),
+        ("hypercorn.protocol.ws_stream", "WSStream", "_handle_events"),
+    ),
+    "shared-deflate": (
+        ("wsproto.connection", "Connection", "send"),
+        ("wsproto.extensions", "PerMessageDeflate", "accept"),
+        ("wsproto.extensions", "PerMessageDeflate", "frame_outbound"),
+    ),
+    "shutdown-signal": (
+        ("hypercorn.asyncio.worker_context", "WorkerContext", "__init__"),
+        ("hypercorn.asyncio.run", "", "worker_serve"),
+    ),
 }
 
 _applied: dict[str, bool] = {}
+_shutdown_callbacks: list[Callable[[], None]] = []
 
 #: Set on an ``HTTPStream`` whose access line was written when its client left.
 _LOGGED = "_partydeco_access_logged"
@@ -313,27 +304,30 @@ def _send_closed_logging_once() -> Any:
         await self.send(StreamClosed(stream_id=self.stream_id))
 
     return send_closed
-_original_read_data: Any = None
 
 
 def _fingerprint(module: str, cls: str, method: str) -> str | None:
-    """A digest of the method's syntax tree as written in the installed module's source
-    (formatting and comments do not count), or ``None`` if it cannot be found."""
+    """A digest of the method's (or, without *cls*, the function's) syntax tree as
+    written in the installed module's source (formatting and comments do not count),
+    or ``None`` if it cannot be found."""
     try:
         tree = ast.parse(inspect.getsource(importlib.import_module(module)))
     except (ImportError, OSError, SyntaxError, TypeError):
         return None
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == cls:
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name == method:
-                    return hashlib.sha256(ast.dump(item).encode()).hexdigest()[:16]
+    body: list[ast.stmt] = tree.body
+    if cls:
+        body = next(
+            (n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls), []
+        )
+    for item in body:
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name == method:
+            return hashlib.sha256(ast.dump(item).encode()).hexdigest()[:16]
     return None
 
 
 def _unchanged(fix: str) -> bool:
     changed = [
-        f"{module}.{cls}.{method}"
+        ".".join(part for part in (module, cls, method) if part)
         for module, cls, method in FIXES[fix]
         if _fingerprint(module, cls, method) not in KNOWN[(module, cls, method)]
     ]
@@ -354,42 +348,79 @@ def _version(package: str) -> str:
         return "?"
 
 
-def apply(max_message_size: int) -> dict[str, bool]:
+def apply(config: Config) -> dict[str, bool]:
     """Install the fixes whose upstream code is as expected; return which are in place.
 
-    *max_message_size* bounds inflation. The setting is process-wide: with several
-    apps in one process the largest limit applies to all of them.
+    *config*'s ``max_message_size`` bounds inflation, process-wide: with several apps
+    in one process the largest applies to all of them. (Every other limit is the
+    socket's own, set by its app.)
     """
-    from hypercorn.asyncio import tcp_server
+    from hypercorn.asyncio import run, tcp_server
     from hypercorn.protocol import http_stream, ws_stream
 
     if not _applied:
-        global _original_read_data
         for fix in FIXES:
             _applied[fix] = _unchanged(fix)
-        if _applied["close-codes"]:
-            ws_stream.WSStream.handle = _forward_close_code(ws_stream.WSStream.handle)  # type: ignore[method-assign]
-            ws_stream.Connection = RecordingConnection  # type: ignore[attr-defined]
+        _applied["shared-deflate"] &= _applied["bounded-inflation"]
+        if _applied["close-codes"] or _applied["inbound-limits"]:
+            ws_stream.WSStream.handle = _wrap_handle(  # type: ignore[method-assign]
+                ws_stream.WSStream.handle, _applied["inbound-limits"]
+            )
+        if _applied["close-codes"] or _applied["shared-deflate"]:
+            RoomConnection.record = _applied["close-codes"]
+            RoomConnection.shared = _applied["shared-deflate"]
+            ws_stream.Connection = RoomConnection  # type: ignore[attr-defined]
+        if _applied["inbound-limits"]:
+            ws_stream.WSStream._handle_events = handle_events  # type: ignore[method-assign]
         if _applied["ping-stop"]:
-            ws_stream.WSStream._send_pings = _send_pings  # type: ignore[method-assign]
+            ws_stream.WSStream._send_pings = send_pings  # type: ignore[method-assign]
         if _applied["read-timer"]:
-            _original_read_data = tcp_server.TCPServer._read_data
-            tcp_server.TCPServer._read_data = _read_data  # type: ignore[method-assign]
+            read_timer.original = tcp_server.TCPServer._read_data
+            tcp_server.TCPServer._read_data = read_data  # type: ignore[method-assign]
         if _applied["access-once"]:
             stream = http_stream.HTTPStream
             stream.handle = _log_leaving_client(stream.handle)  # type: ignore[method-assign]
             stream._send_closed = _send_closed_logging_once()  # type: ignore[method-assign]
         if _applied["bounded-inflation"]:
-            BoundedPerMessageDeflate.max_message_size = max_message_size
-            ws_stream.PerMessageDeflate = BoundedPerMessageDeflate  # type: ignore[attr-defined]
-    elif _applied["bounded-inflation"]:
-        BoundedPerMessageDeflate.max_message_size = max(
-            BoundedPerMessageDeflate.max_message_size, max_message_size
-        )
+            RoomDeflate.shared = _applied["shared-deflate"]
+            ws_stream.PerMessageDeflate = RoomDeflate  # type: ignore[attr-defined]
+        if _applied["shutdown-signal"]:
+            run.WorkerContext = _context_class(run.WorkerContext)  # type: ignore[attr-defined]
+        RoomDeflate.max_message_size = config.max_message_size
+        DEFAULT_BUDGET.limit = config.max_unfinished_bytes
+    else:
+        RoomDeflate.max_message_size = max(RoomDeflate.max_message_size, config.max_message_size)
     return dict(_applied)
 
 
-def serving_with_hypercorn() -> bool:
-    """Whether Hypercorn's WebSocket protocol is loaded in this process, i.e. whether
-    Hypercorn (rather than another server or a test client) is serving."""
-    return "hypercorn.protocol.ws_stream" in sys.modules
+def on_shutdown(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call *callback* when Hypercorn's worker starts to stop (``shutdown-signal``);
+    return the function that unregisters it."""
+    _shutdown_callbacks.append(callback)
+
+    def unregister() -> None:
+        if callback in _shutdown_callbacks:
+            _shutdown_callbacks.remove(callback)
+
+    return unregister
+
+
+def _context_class(base: type[Any]) -> type[Any]:
+    """Hypercorn's ``WorkerContext`` whose ``terminated`` event runs the
+    :func:`on_shutdown` callbacks when it is set."""
+    event_class = base.event_class
+
+    class TerminatedEvent(event_class):  # type: ignore[misc, valid-type]
+        async def set(self) -> None:
+            first = not self.is_set()
+            await super().set()
+            if first:
+                for callback in list(_shutdown_callbacks):
+                    callback()
+
+    class WorkerContext(base):  # type: ignore[misc]
+        def __init__(self, max_requests: int | None) -> None:
+            super().__init__(max_requests)
+            self.terminated = TerminatedEvent()
+
+    return WorkerContext

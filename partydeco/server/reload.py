@@ -69,7 +69,9 @@ def supervise(argv: Sequence[str], roots: Iterable[Path] | None = None) -> None:
     The child runs with ``PARTYDECO_RELOADER_CHILD=1`` and ``PARTYDECO_DEV=1`` (dev
     mode: handlers that block the event loop are reported). A child that exits by
     itself (a syntax error, a port in use) is started again after the next change.
-    SIGINT or SIGTERM stops the child, then the supervisor.
+    SIGINT or SIGTERM stops the child (gracefully), then the supervisor; a second one
+    is passed on, so the child exits at once. The child has its own process group: a
+    terminal's Ctrl+C reaches it through the supervisor only, once.
 
     Args:
         argv: the child's command line.
@@ -82,14 +84,17 @@ def supervise(argv: Sequence[str], roots: Iterable[Path] | None = None) -> None:
     folders = [Path(root).resolve() for root in roots or [Path.cwd()]]
     env = {**os.environ, RELOADER_ENV: "1", DEV_ENV_VAR: "1"}
     stop = threading.Event()
+    child: subprocess.Popen[bytes] | None = None
 
     def on_signal(_signum: int, _frame: Any) -> None:
+        if stop.is_set() and child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # a second signal: the child exits at once
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     while not stop.is_set():
-        child = subprocess.Popen(list(argv), env=env)
+        child = subprocess.Popen(list(argv), env=env, process_group=0)
         dirs = watched_dirs(folders)
         changed = _wait(watchfiles, dirs, _ChildOrStop(child, stop))
         if child.poll() is None:

@@ -22,6 +22,7 @@ from ..observability.settings import Settings
 from .hypercorn import apply as apply_hypercorn_fixes
 from .reload import RELOADER_ENV, supervise
 from .runtime import REDIS_ENV_VAR
+from .shutdown import force_exit_on_second_signal, quiet_cancelled_connections
 
 if TYPE_CHECKING:
     from ..app import App
@@ -71,19 +72,29 @@ async def serve(
 ) -> None:
     """Serve *app* until *shutdown_trigger* returns (by default SIGINT or SIGTERM).
 
-    Before Hypercorn stops, every socket is closed with 1001 and its
-    ``on_close`` handlers have run.
+    Before Hypercorn stops, every socket is closed with 1001 and its ``on_close``
+    handlers have run, all within ``shutdown_timeout`` of the trigger: peers that
+    do not answer the close are dropped. After a signal, a second one exits at once.
     """
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import wrap_app
 
     app.freeze()  # a setup error stops start-up here, before the port is bound
-    apply_hypercorn_fixes(app.config.max_message_size)
+    apply_hypercorn_fixes(app.config)
+    loop = asyncio.get_running_loop()
+    quiet_cancelled_connections(loop)
     wait = shutdown_trigger or _signal_trigger()
 
     async def trigger() -> None:
         await wait()
+        started = loop.time()
+        if shutdown_trigger is None:
+            force_exit_on_second_signal()
         await app.shutdown()
+        # Hypercorn then waits for the connections (they end as their apps return)
+        # for what is left of shutdown_timeout, not for a timeout of its own.
+        spent = loop.time() - started
+        config.graceful_timeout = max(0.05, app.config.shutdown_timeout - spent)
 
     await worker_serve(
         wrap_app(app, config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
@@ -151,6 +162,9 @@ def _serve_workers(app: App, config: HypercornConfig, workers: int, sockets: Soc
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             try:
+                # Its own process group: a terminal's Ctrl+C reaches the parent alone,
+                # which forwards it once, so a single Ctrl+C is one graceful stop.
+                os.setpgid(0, 0)
                 _run_loop(serve(app, config, sockets=sockets))
             finally:
                 os._exit(0)

@@ -23,7 +23,8 @@ from ..env import load_env
 from ..extras import require
 from ..lifecycle import RoomLifecycle
 from ..observability.operations import Operations
-from ..security.limits import Guard
+from ..outbox import OutboxBudget
+from ..security.limits import ByteBudget, Guard
 from ..storage import StorageBackend, open_storage
 from ..storage.config import STORAGE_ENV_VAR
 
@@ -58,6 +59,9 @@ class Runtime:
         crontab: the app's crons (``await runtime.crontab.run("name")`` runs one now).
         lifecycle: the alarm scheduler (which runs the crons too) and the idle-room reaper.
         sockets: the open sockets, each with the event set when its ``on_close`` ran.
+        outbox_budget: the bytes queued for slow receivers in this process.
+        unfinished: the bytes of messages still arriving, held by this process's
+            sockets (on Hypercorn).
         static_files: the asset folders served at non-party URLs, in order.
     """
 
@@ -86,6 +90,11 @@ class Runtime:
             self.dispatch, self.storage, self.backplane, self.config, self.crontab
         )
         self.sockets: dict[Outbox, asyncio.Event] = {}
+        self.outbox_budget = OutboxBudget(app.config.max_pending_bytes_per_process)
+        self.unfinished = ByteBudget(app.config.max_unfinished_bytes)
+        #: whether a graceful shutdown has begun: new sockets are refused with 503.
+        self.stopping = False
+        self._closing: asyncio.Future[None] | None = None
         #: ``"built"``, then ``"running"`` after :meth:`start`, ``"stopped"`` after :meth:`stop`.
         self.state: Literal["built", "running", "stopped"] = "built"
 
@@ -130,22 +139,46 @@ class Runtime:
         await self.storage.close()
 
     async def shutdown(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
-        """Close every open socket with *code* and wait for their ``on_close`` handlers.
+        """Close every open socket with *code* and wait for their ``on_close`` handlers,
+        for at most ``shutdown_timeout`` seconds.
 
-        Sockets that do not finish within ``shutdown_timeout`` are closed at once.
+        New sockets are refused from now on. For three quarters of the time the
+        peers may answer the close; then the sockets left are dropped (their
+        ``on_close`` runs with *code*) and the rest of the time is theirs. A second
+        call while one runs waits for it.
         """
         self.ops.draining = True
+        self.stopping = True
+        if self._closing is None or self._closing.done():
+            limit = self.config.shutdown_timeout
+            self._closing = asyncio.ensure_future(self._close_all(code, reason, limit))
+        await asyncio.shield(self._closing)
+
+    async def _close_all(self, code: int, reason: str, seconds: float) -> None:
         if not self.sockets:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
         for outbox in list(self.sockets):
             outbox.close(code, reason)
-        waits = [asyncio.ensure_future(event.wait()) for event in self.sockets.values()]
-        _, pending = await asyncio.wait(waits, timeout=self.config.shutdown_timeout)
-        for task in pending:
-            task.cancel()
-        if pending:
-            for outbox in list(self.sockets):
-                await outbox.close_now(code, reason)
+        await _finished(self.sockets, deadline - seconds / 4 - loop.time())
+        if not self.sockets:
+            return
+        logger.info("dropping %d sockets that did not answer the close", len(self.sockets))
+        for outbox in list(self.sockets):
+            if outbox.on_timeout is not None:
+                outbox.on_timeout()  # the socket's reader ends, then on_close runs
+        await _finished(self.sockets, deadline - loop.time())
+
+
+async def _finished(sockets: dict[Outbox, asyncio.Event], seconds: float) -> None:
+    """Wait until the ``on_close`` of every socket in *sockets* ran, or *seconds* passed."""
+    waits = [asyncio.ensure_future(event.wait()) for event in sockets.values()]
+    if not waits:
+        return
+    _, pending = await asyncio.wait(waits, timeout=max(0.0, seconds))
+    for task in pending:
+        task.cancel()
 
 
 def _need_redis() -> None:

@@ -1,11 +1,16 @@
 """One WebSocket to a party URL, from the handshake to ``on_close``.
 
 In order: admission before any hook (the handshake rate and open sockets of the
-client's address, the ``Origin``, the room's capacity); the party's
-``before_connect`` hooks, whose ``Response`` is the handshake's answer; the room
-(``on_start`` once, accept, ``on_connect``); then the client's frames, each
-checked against the size limit, the message rate and a token refresh before it
-reaches ``on_message``; finally ``on_close``, however the socket ended.
+client's address, the ``Origin``, the room's capacity; no new socket once the
+server is stopping); the party's ``before_connect`` hooks, whose ``Response`` is
+the handshake's answer; the room (``on_start`` once, accept, ``on_connect``); then
+the client's frames, each checked against the size limit (in bytes), the message
+rate, the byte rate and a token refresh before it reaches ``on_message``; finally
+``on_close``, however the socket ended.
+
+On Hypercorn, frames are also checked below the app, as they arrive (see
+:mod:`~partydeco.server.hypercorn_inbound`): the socket's message rate is shared
+with that layer, where pings and pongs count against it.
 
 Frames to the client never pass through here: handlers write to the
 connection's :class:`~partydeco.outbox.Outbox`, straight to the ASGI ``send``.
@@ -27,7 +32,7 @@ from ..response import Response
 from ..room import Lobby
 from ..security import expiry
 from ..security.limits import MessageRate
-from .http import not_found, send_response
+from .http import hide_query, not_found, send_response
 
 if TYPE_CHECKING:
     from ..backplane.base import RoomHandle
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     from ..routing import Route
     from ..security.limits import Admission
     from ..types import Receive, Refresher, Scope, Send
+    from .hypercorn_inbound import StreamLimits
     from .runtime import Runtime
 
 __all__ = ["deny", "serve_websocket"]
@@ -51,6 +57,11 @@ async def serve_websocket(
     config = runtime.config_for(route.party)
     watch = runtime.ops.watch_socket(route, scope)  # None unless metrics, traces or JSON logs
     admission = runtime.guard.admit(scope, route.party, route.room, config)
+    request = Request.from_scope(scope, drop_header=runtime.principal_header)
+    hide_query(scope)
+    if runtime.stopping and not isinstance(admission, Response):
+        admission.release()
+        admission = Response("Server is shutting down", 503)
     if isinstance(admission, Response):
         if watch is not None:
             watch.refused("limit", admission.status)
@@ -60,11 +71,13 @@ async def serve_websocket(
     try:
         socket = _Socket(runtime, config, admission, send, watch)
         if watch is None:
-            refusal = await socket.open(route, scope)
+            refusal = await socket.open(route, scope, request)
         else:
-            refusal = await watch.handshake(partial(socket.open, route, scope), socket.connection)
+            refusal = await watch.handshake(
+                partial(socket.open, route, scope, request), socket.connection
+            )
         if refusal is None:
-            await socket.serve(receive)
+            await socket.serve(receive, scope)
         else:
             await deny(scope, send, refusal[1])
     finally:
@@ -122,6 +135,7 @@ class _Socket:
             close_timeout=config.close_timeout,
             on_timeout=self._close_timed_out,
             meter=watch.meter if watch is not None else None,
+            budget=runtime.outbox_budget,
         )
         self.room: RoomHandle | None = None
         self.conn: Connection | None = None
@@ -137,7 +151,7 @@ class _Socket:
         """The socket's connection, once it joined the room."""
         return self.conn
 
-    async def open(self, route: Route, scope: Scope) -> Refusal | None:
+    async def open(self, route: Route, scope: Scope, request: Request) -> Refusal | None:
         """Run the hooks, then join the room; the refusal to answer, if any.
 
         The ``websocket.connect`` message is not awaited first: Quart's test client
@@ -148,7 +162,6 @@ class _Socket:
         if dispatch is None:
             return "not_found", not_found(route.party)
         lobby = Lobby(route.room, route.party, runtime.env)
-        request = Request.from_scope(scope, drop_header=runtime.principal_header)
         forwarded = await run_hooks(
             dispatch.before_connect, request, lobby, self.config.principal_header
         )
@@ -176,7 +189,7 @@ class _Socket:
             self.refresher = forwarded.token_refresher
         return None
 
-    async def serve(self, receive: Receive) -> None:
+    async def serve(self, receive: Receive, scope: Scope) -> None:
         """Hand the client's frames to the room until the socket closes; then ``on_close``.
 
         The socket may stay open for hours: nothing here keeps its upgrade request.
@@ -186,6 +199,21 @@ class _Socket:
         limit = config.max_message_size
         per_second = config.max_messages_per_second
         rate = MessageRate(per_second, config.message_burst) if per_second is not None else None
+        bytes_per_second = config.max_bytes_per_second
+        byte_rate = (
+            MessageRate(bytes_per_second, config.byte_burst or limit)
+            if bytes_per_second is not None
+            else None
+        )
+        stream: StreamLimits | None = scope.get("extensions", {}).get("partydeco.limits")
+        if stream is not None:  # Hypercorn: limits below the app; pings take from the rate
+            stream.configure(
+                rate=rate,
+                max_size=limit,
+                message_timeout=config.message_timeout,
+                close_timeout=config.close_timeout,
+                budget=self.runtime.unfinished,
+            )
         drop = config.message_rate_action == "drop"
         refresher = self.refresher
         meter = self.watch.meter if self.watch is not None else None
@@ -198,15 +226,22 @@ class _Socket:
                     data = message.get("text")
                     if data is None:
                         data = message.get("bytes") or b""
+                        size = len(data)
+                    else:
+                        size = len(data) if data.isascii() else len(data.encode())
                     if meter is not None:
                         meter.received += 1
-                        meter.received_bytes += len(data)
-                    if len(data) > limit:
+                        meter.received_bytes += size
+                    if size > limit:
                         outbox.close(MESSAGE_TOO_BIG, "message too big", discard=True)
                         continue
                     if rate is not None and not rate.allow():
                         if not drop:
                             outbox.close(POLICY_VIOLATION, "message rate exceeded")
+                        continue
+                    if byte_rate is not None and not byte_rate.allow(size):
+                        if not drop:
+                            outbox.close(POLICY_VIOLATION, "byte rate exceeded")
                         continue
                     if (
                         refresher is not None

@@ -24,7 +24,9 @@ async def test_quickstart() -> None:
             await a.send("hi")
             assert await b.recv() == "hi"
             async with httpx.AsyncClient() as client:
-                r = await client.get(f"http://{server.base}/parties/main/lobby")
+                refused = await client.get(f"http://{server.base}/parties/main/lobby")
+                r = await client.get(f"http://{server.base}/parties/main/lobby?token=secret")
+            assert (refused.status_code, refused.text) == (401, "Unauthorized")
             assert r.json() == {"room": "lobby", "connections": 2}
     finally:
         server.stop()

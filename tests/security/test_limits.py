@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -220,3 +221,26 @@ def test_rate_table_memory_is_bounded() -> None:
         assert table.take("fresh-1", now=100.0) == 0.0
     assert table.take("fresh-1", now=100.0) == pytest.approx(1.0)  # one second to the next
     assert table.take("fresh-1", now=101.0) == 0.0
+
+
+async def test_room_ids_longer_than_the_limit_get_414_before_any_hook() -> None:
+    seen = Seen()
+    app = echo_app(seen)  # max_room_id_length: 256
+    async with serve(app) as base:
+        assert await ws_status(base, "/parties/main/" + "r" * 256) == 101
+        status, _, body = await refusal(base, "/parties/main/" + "r" * 257)
+        assert (status, body) == (414, b"Room id is longer than 256 characters")
+        async with httpx.AsyncClient() as http:
+            long = await http.get(f"http://{base}/parties/main/{'r' * 30_000}")
+            fits = await http.get(f"http://{base}/party/{'r' * 256}")
+    assert long.status_code == 414 and fits.status_code == 200
+    assert seen.hooks == 2  # the long ids reached no hook
+
+
+async def test_the_room_id_limit_is_configurable_and_counts_the_raw_segment() -> None:
+    app = echo_app(Seen(), max_room_id_length=9)
+    async with serve(app) as base, httpx.AsyncClient() as http:
+        assert (await http.get(f"http://{base}/parties/main/abc%20defg")).status_code == 414
+        assert (await http.get(f"http://{base}/parties/main/abc%20def")).status_code == 200
+    with pytest.raises(ValueError, match="max_room_id_length must be a positive number"):
+        App(max_room_id_length=0)

@@ -39,7 +39,7 @@ def test_hypercorn_cli_with_the_shipped_config_keeps_tokens_out_of_the_log() -> 
     server = start_process(
         ["-m", "hypercorn", "--config", SHIPPED, "--bind", f"127.0.0.1:{port}", "app:party"],
         port=port,
-        env={"TOKEN": "secret"},
+        env={"TOKEN": "hunter2-secret"},
         cwd=ROOT / "examples" / "quickstart",
     )
     try:

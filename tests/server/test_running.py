@@ -106,7 +106,7 @@ async def test_workers_share_the_port() -> None:
     )
     try:
         async with httpx.AsyncClient() as client:
-            r = await client.get(f"http://{server.base}/parties/main/lobby")
+            r = await client.get(f"http://{server.base}/parties/main/lobby?token=secret")
             assert r.status_code == 200
         assert await greet(server.base) == "Hello alice from party!"
         children = Path(f"/proc/{server.popen.pid}/task/{server.popen.pid}/children")
@@ -132,10 +132,22 @@ async def test_runs_under_uvicorn() -> None:
                 pass
         assert info.value.response.status_code == 401
         async with httpx.AsyncClient() as client:
-            r = await client.get(f"http://{server.base}/parties/main/lobby")
+            r = await client.get(f"http://{server.base}/parties/main/lobby?token=secret")
         assert r.json() == {"room": "lobby", "connections": 0}
+        async with connect(f"ws://{server.base}/parties/main/lobby?token=secret") as ws:
+            assert await ws.recv() == "Hello alice from party!"
+            server.popen.terminate()
+            # partydeco hears the signal before Uvicorn closes the sockets (with 1012)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     finally:
         server.stop()
+    log = server.output()
+    # Uvicorn logs each request's path and query; partydeco hides the query from it
+    assert '"WebSocket /parties/main/lobby" [accepted]' in log, log
+    assert '"GET /parties/main/lobby HTTP/1.1" 200' in log, log
+    assert "token=" not in log and "secret" not in log, log
 
 
 async def test_runs_under_the_hypercorn_cli() -> None:

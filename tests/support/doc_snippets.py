@@ -191,7 +191,8 @@ async def quickstart(run: Run) -> None:
     async def check(client: TestClient) -> None:
         async with client.connect("lobby", query={"token": "secret"}) as alice:
             assert await alice.receive() == "Hello alice from party!"
-        response = await client.fetch("lobby")
+        assert (await client.fetch("lobby")).status == 401  # HTTP is protected too
+        response = await client.fetch("lobby", query={"token": "secret"})
         assert response.json() == {"room": "lobby", "connections": 0}
 
     run.checks.append(check)
