@@ -64,18 +64,23 @@ def declared_env(f: Callable[..., Any]) -> tuple[str, ...]:
 
 
 def missing_env(handlers: Mapping[str, PartyHandlers], env: Mapping[str, str]) -> list[str]:
-    """One message for each variable a registered handler declared and *env* lacks."""
+    """One message for each variable a registered handler declared and *env* lacks (a
+    function registered for several kinds, a hook for WebSockets and HTTP, once)."""
     messages = []
     for party, table in handlers.items():
+        kinds: dict[Callable[..., object], list[str]] = {}
         for kind in KINDS:
             for f in getattr(table, kind):
-                for name in dict.fromkeys(declared_env(f)):
-                    if not env.get(name):
-                        handler = getattr(f, "__qualname__", None) or repr(f)
-                        messages.append(
-                            f"{name} is not set (environment or .env): {kind} handler "
-                            f"{handler} ({location(f)}) of party {party!r} needs it"
-                        )
+                kinds.setdefault(f, []).append(kind)
+        for f, registered in kinds.items():
+            for name in dict.fromkeys(declared_env(f)):
+                if not env.get(name):
+                    handler = getattr(f, "__qualname__", None) or repr(f)
+                    messages.append(
+                        f"{name} is not set (environment or .env): "
+                        f"{' and '.join(dict.fromkeys(registered))} handler "
+                        f"{handler} ({location(f)}) of party {party!r} needs it"
+                    )
     return messages
 
 

@@ -37,11 +37,11 @@ async def test_a_missing_variable_a_hook_declared_is_a_warning_as_the_app_starts
                 pass
     # a function's line is that of its first decorator
     lines = QUICKSTART.read_text().splitlines()
-    line = lines.index("@party.before_connect") + 1
+    line = next(i for i, text in enumerate(lines) if text.startswith("@party.before_connect")) + 1
     hook = auth.require_shared_secret("X")
-    assert warnings_of(caplog) == [
-        "TOKEN is not set (environment or .env): before_connect handler authenticate "
-        f"(examples/quickstart/app.py:{line}) of party 'main' needs it",
+    assert warnings_of(caplog) == [  # one warning for the hook of both paths
+        "TOKEN is not set (environment or .env): before_connect and before_request handler "
+        f"authenticate (examples/quickstart/app.py:{line}) of party 'main' needs it",
         "ADMIN_SECRET is not set (environment or .env): before_request handler "
         "require_shared_secret.<locals>.hook "
         f"(partydeco/auth/secret.py:{hook.__code__.co_firstlineno}) of party 'main' needs it",  # type: ignore[attr-defined]

@@ -116,25 +116,33 @@ async def test_unfinished_messages_share_a_process_budget() -> None:
     app, closes = relay_app(max_unfinished_bytes=1 << 20)
     async with serve(app) as base:
         sockets = [await RawSocket.open(base, f"/parties/main/r{i}") for i in range(3)]
-        for ws in sockets:
-            assert await ws.read_frame() == (TEXT, b"hello")
-        for ws in sockets[:2]:
-            await ws.send_frame(TEXT, b"x" * 400_000, fin=False)  # 800 KB held
-        await asyncio.sleep(0)
-        third = sockets[2]
-        await third.send_frame(TEXT, b"x" * 400_000, fin=False)  # over 1 MiB in all
-        assert await third.close_code() == 1013
-        await eventually(lambda: (1013, "too many unfinished messages") in closes)
-        # finishing a message gives its bytes back: a newcomer fits again
-        await sockets[0].send_frame(CONTINUATION, b"", fin=True)
-        late = await RawSocket.open(base, "/parties/main/late")
-        assert await late.read_frame() == (TEXT, b"hello")
-        await late.send_frame(TEXT, b"echo:" + b"y" * 300_000, fin=False)
-        await late.send_frame(CONTINUATION, b"", fin=True)
-        opcode, payload = await asyncio.wait_for(late.read_frame(), 5)
-        assert (opcode, len(payload)) == (TEXT, 300_005)
-        for ws in [*sockets, late]:
-            ws.close()
+        try:
+            for ws in sockets:
+                assert await ws.read_frame() == (TEXT, b"hello")
+            for ws in sockets[:2]:  # 800 KB held
+                await ws.send_frame(TEXT, b"echo:" + b"x" * 399_995, fin=False)
+            assert app.runtime is not None
+            budget = app.runtime.unfinished
+            await eventually(lambda: budget.held == 800_000)
+            third = sockets[2]
+            await third.send_frame(TEXT, b"x" * 400_000, fin=False)  # over 1 MiB in all
+            assert await third.close_code() == 1013
+            await eventually(lambda: (1013, "too many unfinished messages") in closes)
+            # finishing a message gives its bytes back: a newcomer fits again
+            await sockets[0].send_frame(CONTINUATION, b"", fin=True)
+            opcode, payload = await asyncio.wait_for(sockets[0].read_frame(), 5)
+            assert (opcode, len(payload)) == (TEXT, 400_000)
+            assert budget.held == 400_000
+            late = await RawSocket.open(base, "/parties/main/late")
+            sockets.append(late)
+            assert await late.read_frame() == (TEXT, b"hello")
+            await late.send_frame(TEXT, b"echo:" + b"y" * 300_000, fin=False)
+            await late.send_frame(CONTINUATION, b"", fin=True)
+            opcode, payload = await asyncio.wait_for(late.read_frame(), 5)
+            assert (opcode, len(payload)) == (TEXT, 300_005)
+        finally:
+            for ws in sockets:
+                ws.close()
 
 
 def _flooder(base: str, kind: str) -> list[str]:
