@@ -78,7 +78,7 @@ async def test_active_result_cached_and_shared() -> None:
 
 async def test_cache_never_outlives_exp() -> None:
     service = SessionService()
-    service.sessions["tok-short"] = session(exp=time.time() + 0.4)
+    service.sessions["tok-short"] = session(exp=time.time() + 1.0)
     async with StubServer() as server:
         server.route(PATH, service)
         verifier = make(server, cache_ttl=60)

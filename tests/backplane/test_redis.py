@@ -366,14 +366,16 @@ async def test_an_idle_room_gives_its_lease_back(
     redis_server: RedisServer, redis_prefix: str
 ) -> None:
     fired: list[tuple[str, str]] = []
-    a_app = build_app(redis_server.url, redis_prefix, "A", fired, idle_timeout=0.2)
-    b_app = build_app(redis_server.url, redis_prefix, "B", fired, idle_timeout=0.2)
+    # long enough that the room taken by b is still loaded when a asks right after
+    a_app = build_app(redis_server.url, redis_prefix, "A", fired, idle_timeout=1.0)
+    b_app = build_app(redis_server.url, redis_prefix, "B", fired, idle_timeout=1.0)
     async with serve(a_app) as a, serve(b_app) as b:
         assert (await http(a)).json()["app"] == "A"
         assert (await http(b)).json()["app"] == "A"  # relayed to the owner
         await eventually(
             lambda: not any(list(app.runtime.backplane.rooms()) for app in (a_app, b_app))
         )
+
         async def b_took_the_room() -> bool:  # the lease is free: b takes the room
             return bool((await http(b)).json()["app"] == "B")
 
