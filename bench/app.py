@@ -24,7 +24,7 @@ JWT every time (``bench/loadgen.mjs --freshkey``).
 Usage::
 
     python bench/app.py --port 8000                    # Hypercorn (partydeco's run)
-    python bench/app.py --port 8000 --server uvicorn   # Uvicorn, uvloop + httptools
+    python bench/app.py --port 8000 --server uvicorn   # party.run(server="uvicorn")
     python bench/app.py --port 8000 --metrics          # with Prometheus metrics on
     python bench/app.py --port 8000 --key-file key.pem --token-cache off
     python bench/app.py --port 8000 --history 100      # rooms keep their last 100 broadcasts
@@ -205,11 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.history:
         party.configure(history=args.history)
     if args.server == "uvicorn":
-        import uvicorn
-
-        uvicorn.run(
-            party, host=args.host, port=args.port, ws_per_message_deflate=False,
-            log_level="warning", access_log=args.access_log,
+        party.run(
+            host=args.host, port=args.port, server="uvicorn", ws_per_message_deflate=False,
+            log_level="info" if args.access_log else "warning", access_log=args.access_log,
         )  # fmt: skip
     else:
         options: dict[str, Any] = {} if args.access_log else {"accesslog": None}

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["App", "default_app"]
 
+
 class App:
     """A partydeco application: named parties and their handlers, served over ASGI.
 
@@ -238,11 +239,12 @@ class App:
         host: str | None = None,
         port: int | None = None,
         *,
+        server: str | None = None,
         workers: int = 1,
         reload: bool = False,
-        **hypercorn_options: Any,
+        **server_options: Any,
     ) -> None:
-        """Serve the app with Hypercorn until SIGINT or SIGTERM.
+        """Serve the app with Hypercorn (or Uvicorn) until SIGINT or SIGTERM.
 
         On shutdown every socket is closed with 1001 before the process exits.
 
@@ -251,19 +253,27 @@ class App:
                 ``127.0.0.1``.
             port: the port to bind: the ``PORT`` environment variable, else 1999,
                 PartyKit's dev port.
+            server: ``"hypercorn"`` or ``"uvicorn"``, the fast lane (needs the
+                ``uvicorn`` extra): the ``PARTYDECO_SERVER`` environment variable,
+                else ``"hypercorn"``.
             workers: processes to serve with. Rooms are per process unless
                 Redis is configured (``redis_url``).
             reload: restart when one of the app's files changes (needs the ``dev``
                 extra, watchfiles); the app runs in dev mode then.
-            **hypercorn_options: other ``hypercorn.config.Config`` attributes.
+            **server_options: other settings of the server: ``hypercorn.config.Config``
+                attributes, or ``uvicorn.Config`` arguments.
+
+        Raises:
+            ValueError: *server* names another server.
         """
         run(
             self,
             host=host or os.environ.get("HOST", "127.0.0.1"),
             port=port if port is not None else int(os.environ.get("PORT", "1999")),
+            server=server or os.environ.get("PARTYDECO_SERVER", "hypercorn"),
             workers=workers,
             reload=reload,
-            **hypercorn_options,
+            **server_options,
         )
 
     # -- default app --------------------------------------------------------------------

@@ -16,6 +16,7 @@ from .errors import MissingExtraError
 from .observability import admin_cli
 from .party import Party
 from .server.reload import RELOADER_ENV, supervise
+from .server.run import SERVERS
 
 __all__ = ["load_app", "main"]
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="partydeco", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
-        ("serve", "serve an app with Hypercorn"),
+        ("serve", "serve an app with Hypercorn, or Uvicorn (--server uvicorn)"),
         ("dev", "serve an app and restart it when one of its files changes"),
     ):
         cmd = commands.add_parser(name, help=help_text)
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> None:
         if name == "serve":
             cmd.add_argument("--workers", type=int, default=1, help="worker processes (1)")
             cmd.add_argument("--reload", action="store_true", help="restart on code changes")
+        cmd.add_argument(
+            "--server", choices=SERVERS,
+            help="hypercorn (default) or uvicorn, the fast lane ($PARTYDECO_SERVER)",
+        )  # fmt: skip
     new = commands.add_parser("new", help="create a project from a template")
     new.add_argument("directory", nargs="?", help="the project's folder (no file is overwritten)")
     new.add_argument(
@@ -105,13 +110,21 @@ def main(argv: list[str] | None = None) -> None:
             child += ["--host", args.host]
         if args.port:
             child += ["--port", str(args.port)]
+        if args.server:
+            child += ["--server", args.server]
         try:
             supervise(child, _watch_roots(args.target))
         except MissingExtraError as error:
             raise SystemExit(f"partydeco: {error}") from None
         return
     app = load_app(args.target)
-    app.run(host=args.host, port=args.port, workers=getattr(args, "workers", 1))
+    try:
+        app.run(
+            host=args.host, port=args.port, server=args.server,
+            workers=getattr(args, "workers", 1),
+        )  # fmt: skip
+    except MissingExtraError as error:
+        raise SystemExit(f"partydeco: {error}") from None
 
 
 def _watch_roots(target: str) -> list[Path]:

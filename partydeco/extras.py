@@ -24,6 +24,8 @@ EXTRAS: Mapping[str, str] = {
     "httpx2": "introspection",
     "authlib": "introspection",
     "uvloop": "speed",
+    "uvicorn": "uvicorn",
+    "httptools": "uvicorn",
     "watchfiles": "dev",
     "prometheus_client": "metrics",
     "opentelemetry": "otel",

@@ -166,7 +166,9 @@ class ASGIEntry:
         runtime = self.runtime
         if runtime is None or self._stopping is not None:
             return
-        force_exit_on_second_signal(if_server=True)
+        if self.server == "hypercorn":  # chain_signals handles a second signal itself
+            # (and a loop signal handler added now could still see the first one)
+            force_exit_on_second_signal(if_server=True)
         self._stopping = asyncio.get_running_loop().create_task(runtime.shutdown())
 
     async def stop(self) -> None:

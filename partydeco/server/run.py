@@ -1,4 +1,5 @@
-"""Serving an app with Hypercorn: its configuration, graceful shutdown, workers, reload."""
+"""Serving an app: with Hypercorn (its configuration, graceful shutdown) or Uvicorn,
+in one process or several workers, with reload."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 
+from ..extras import missing
 from ..observability import logs
 from ..observability.multiprocess import shared_directory, worker_exited
 from ..observability.settings import Settings
@@ -27,14 +29,13 @@ from .shutdown import force_exit_on_second_signal, quiet_cancelled_connections
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["ACCESS_LOG_FORMAT", "hypercorn_config", "run", "serve", "supervise"]
+__all__ = ["ACCESS_LOG_FORMAT", "SERVERS", "hypercorn_config", "run", "serve", "supervise"]
 
 logger = logging.getLogger("partydeco")
 
 #: Hypercorn's access log without the query string (where ``?token=`` lives)
 #: and without any request header that could carry a credential.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
-
 
 
 def hypercorn_config(
@@ -112,11 +113,16 @@ def _signal_trigger() -> Callable[[], Awaitable[Any]]:
     return event.wait
 
 
+#: The servers :func:`run` can serve with; Hypercorn is the default.
+SERVERS = ("hypercorn", "uvicorn")
+
+
 def run(
     app: App,
     host: str = "127.0.0.1",
     port: int = 1999,
     *,
+    server: str = "hypercorn",
     workers: int = 1,
     reload: bool = False,
     argv: list[str] | None = None,
@@ -124,6 +130,8 @@ def run(
 ) -> None:
     """Serve *app* from the main thread until SIGINT or SIGTERM.
 
+    *server* is ``"hypercorn"`` (the default) or ``"uvicorn"``, the fast lane (see
+    :mod:`partydeco.server.uvicorn`); *options* are the chosen server's own settings.
     With *reload*, a supervisor re-runs the program (*argv*, by default this
     process's command line) whenever one of the app's files changes (see
     :mod:`partydeco.server.reload`). With several *workers*, the port is bound once
@@ -131,26 +139,45 @@ def run(
 
     Raises:
         SystemExit: the address is already in use (a one-line message saying so).
-        MissingExtraError: *reload* without watchfiles (the ``dev`` extra).
+        ValueError: *server* is not one of :data:`SERVERS`.
+        MissingExtraError: *reload* without watchfiles (the ``dev`` extra), or
+            Uvicorn without the ``uvicorn`` extra.
     """
+    if server not in SERVERS:
+        raise ValueError(f"server must be one of {', '.join(map(repr, SERVERS))}, not {server!r}")
     if reload and os.environ.get(RELOADER_ENV) != "1":
         supervise(argv or [sys.executable, *sys.argv], _reload_roots())
         return
     settings = Settings.resolve(app.config)
     logs.configure(settings.json_logs)
-    config = hypercorn_config(app, host, port, **options)
     if workers > 1 and not hasattr(os, "fork"):
         raise RuntimeError("workers > 1 needs os.fork (Linux or macOS)")
-    sockets = _bind(config)
+    serve_here = (_uvicorn if server == "uvicorn" else _hypercorn)(app, host, port, options)
     if workers <= 1:
-        _run_loop(serve(app, config, sockets=sockets))
+        serve_here()
         return
     # With metrics, the workers share prometheus-client's multiprocess directory.
     with shared_directory() if settings.metrics else contextlib.nullcontext():
-        _serve_workers(app, config, workers, sockets)
+        _serve_workers(app, workers, serve_here)
 
 
-def _serve_workers(app: App, config: HypercornConfig, workers: int, sockets: Sockets) -> None:
+def _hypercorn(app: App, host: str, port: int, options: dict[str, Any]) -> Callable[[], None]:
+    config = hypercorn_config(app, host, port, **options)
+    sockets = _bind(config)
+    return lambda: _run_loop(serve(app, config, sockets=sockets))
+
+
+def _uvicorn(app: App, host: str, port: int, options: dict[str, Any]) -> Callable[[], None]:
+    try:
+        from . import uvicorn
+    except ModuleNotFoundError as error:
+        raise missing(error, "serving with Uvicorn") from None
+    config = uvicorn.uvicorn_config(app, host, port, **options)
+    sock = uvicorn.bind(host, port)
+    return lambda: uvicorn.serve(app, config, sock)
+
+
+def _serve_workers(app: App, workers: int, serve_here: Callable[[], None]) -> None:
     if not (app.config.redis_url or os.environ.get(REDIS_ENV_VAR)):
         logger.warning(
             "serving with %d worker processes: each holds its own rooms, so clients of "
@@ -165,7 +192,7 @@ def _serve_workers(app: App, config: HypercornConfig, workers: int, sockets: Soc
                 # Its own process group: a terminal's Ctrl+C reaches the parent alone,
                 # which forwards it once, so a single Ctrl+C is one graceful stop.
                 os.setpgid(0, 0)
-                _run_loop(serve(app, config, sockets=sockets))
+                serve_here()
             finally:
                 os._exit(0)
         children.append(pid)
