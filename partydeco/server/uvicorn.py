@@ -175,7 +175,7 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
             super().data_received(data)
             if self._header_timer is None:
                 return
-            cycle = self.cycle
+            cycle: Any = self.cycle
             if cycle is not self._header_cycle or self.transport.is_closing():
                 self._stop_headers()  # the headers are complete, or the request failed
                 return
