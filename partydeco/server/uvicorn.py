@@ -165,7 +165,7 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
     class Guarded(base):  # type: ignore[misc]
         _header_timer: asyncio.TimerHandle | None = None
         _header_bytes = 0
-        _header_cycle: object = None
+        _header_cycle: Any = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
@@ -175,7 +175,7 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
             super().data_received(data)
             if self._header_timer is None:
                 return
-            cycle: Any = self.cycle
+            cycle = self.cycle
             if cycle is not self._header_cycle or self.transport.is_closing():
                 self._stop_headers()  # the headers are complete, or the request failed
                 return
