@@ -281,7 +281,13 @@ class UvicornServer(uvicorn.Server):
         """Close every socket with 1001 and run their ``on_close``, then stop Uvicorn."""
         for server in getattr(self, "servers", []):
             server.close()  # no new connections while the sockets close
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         await self.party_app.shutdown()
+        # Uvicorn then waits for what is left of shutdown_timeout, not for a timeout of its own.
+        spent = loop.time() - started
+        limit = self.party_app.config.shutdown_timeout
+        self.config.timeout_graceful_shutdown = max(0.05, limit - spent)  # type: ignore[assignment]
         await super().shutdown(sockets)
 
     @contextlib.contextmanager

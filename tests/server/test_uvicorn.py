@@ -9,6 +9,7 @@ import logging
 import os
 import site
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -71,6 +72,23 @@ async def test_shutdown_closes_sockets_with_1001_and_runs_on_close() -> None:
     out = server.output()
     assert "closed 1001" in out, out
     assert "run returned" in out, out  # party.run() returns; no signal raised again
+
+
+async def test_a_peer_that_never_answers_the_close_holds_shutdown_within_its_timeout() -> None:
+    server = uvicorn_app()  # shutdown_timeout=3
+    try:
+        deaf = await RawSocket.open(
+            server.base, "/parties/main/room?token=secret", receive_buffer=4096
+        )
+        await deaf.read_frame()  # hello; from now on it reads nothing and answers nothing
+        started = time.monotonic()
+        server.popen.terminate()
+        assert server.popen.wait(timeout=15) == 0
+        assert time.monotonic() - started < 3 + 1.5
+        deaf.close()
+    finally:
+        server.stop()
+    assert "closed 1001" in server.output()
 
 
 async def test_tokens_stay_out_of_the_access_log_for_every_url() -> None:
