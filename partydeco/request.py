@@ -20,6 +20,17 @@ if TYPE_CHECKING:
 __all__ = ["Request"]
 
 
+def _query_pairs(text: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True)``, without its per-pair unquoting
+    when nothing in *text* is escaped (the usual ``?_pk=...&token=...``)."""
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    pairs = []
+    for part in text.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((name, value))
+    return pairs
 
 
 class Request:
@@ -159,9 +170,7 @@ class Request:
     def args(self) -> MultiDict[str, str]:
         """The query parameters."""
         if self._args is None:
-            self._args = MultiDict(
-                parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True)
-            )
+            self._args = MultiDict(_query_pairs(self.query_string.decode("latin-1")))
         return self._args
 
     @property
@@ -191,6 +200,57 @@ class Request:
             return self._headers.get(name)
         key = name.lower().encode("latin-1")
         return next((v.decode("latin-1") for k, v in self._raw_headers if k.lower() == key), None)
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of header *name*, in order (``headers.getlist(name)``), without
+        building :attr:`headers`."""
+        if self._headers is not None:
+            return self._headers.getlist(name)
+        key = name.lower().encode("latin-1")
+        return [v.decode("latin-1") for k, v in self._raw_headers if k.lower() == key]
+
+    def set_header(self, name: str, value: str) -> None:
+        """``headers[name] = value``: replace every value of header *name* (the
+        client's too) with *value*, without building :attr:`headers`.
+
+        Raises:
+            ValueError: *value* holds a newline.
+        """
+        if self._headers is None:
+            text = value if isinstance(value, str) else str(value)
+            if "\r" in text or "\n" in text:
+                raise ValueError("Header values must not contain newline characters.")
+            try:
+                pair = (name.encode("latin-1"), text.encode("latin-1"))
+            except UnicodeEncodeError:  # only Headers holds what latin-1 cannot
+                pass
+            else:
+                key = pair[0].lower()
+                kept: list[tuple[bytes, bytes]] = []
+                placed = False
+                for raw in self._raw_headers:
+                    if raw[0].lower() != key:
+                        kept.append(raw)
+                    elif not placed:  # the first one is replaced where it stood
+                        kept.append(pair)
+                        placed = True
+                if not placed:
+                    kept.append(pair)
+                self._raw_headers = kept
+                return
+        self.headers[name] = value
+
+    def remove_header(self, name: str) -> None:
+        """``headers.remove(name)``: drop every value of header *name*, without
+        building :attr:`headers`."""
+        try:
+            key = name.lower().encode("latin-1")
+        except UnicodeEncodeError:  # no header the client sent has such a name
+            key = None
+        if self._headers is not None or key is None:
+            self.headers.remove(name)
+            return
+        self._raw_headers = [pair for pair in self._raw_headers if pair[0].lower() != key]
 
     @property
     def url(self) -> str:
@@ -240,7 +300,10 @@ class Request:
     def copy(self) -> Request:
         """A copy whose headers can be changed without touching this request."""
         clone = copy.copy(self)
-        clone._headers = self.headers.copy()
+        if self._headers is None:
+            clone._raw_headers = list(self._raw_headers)
+        else:
+            clone._headers = self._headers.copy()
         clone._args = None if self._args is None else self._args.copy()
         return clone
 

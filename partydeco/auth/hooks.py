@@ -49,7 +49,7 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 def bearer_token(request: Request) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, if there is exactly one."""
-    values = request.headers.getlist("Authorization")
+    values = request.header_values("Authorization")
     if len(values) != 1:
         return None
     scheme, _, token = values[0].strip().partition(" ")
@@ -100,7 +100,7 @@ def _make_hook(
     async def hook(request: Request, lobby: Lobby) -> Request | Response:
         # a client must never choose these headers itself, whatever happens next
         for name in names:
-            request.headers.remove(name)
+            request.remove_header(name)
         try:
             token = read_token(request)
         except InvalidTokenError as error:
@@ -120,7 +120,7 @@ def _make_hook(
             logger.error("token verifier failed unexpectedly: %s", type(error).__name__)
             return Response("Internal Server Error", status=500)
         for name, value in values.items():
-            request.headers[name] = value
+            request.set_header(name, value)
         request.expires_at = _expiry(claims)
         request.token_refresher = _refresher(verifier, claims.get("sub"))
         subject = claims.get("sub")

@@ -60,7 +60,7 @@ def require_shared_secret(
         if use_bearer:
             presented = bearer_token(request)
         else:
-            values = request.headers.getlist(header)
+            values = request.header_values(header)
             presented = values[0] if len(values) == 1 else None
         if presented is None:
             return challenge(realm=realm)

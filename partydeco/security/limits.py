@@ -209,7 +209,9 @@ class Guard:
 
     def origin_allowed(self, scope: Mapping[str, Any], config: Config) -> bool:
         """Whether the request's ``Origin`` passes the configuration's allow-list."""
-        return self.policy(config).allows(header(scope, b"origin"), header(scope, b"host"))
+        origin = header(scope, b"origin")
+        host = header(scope, b"host") if origin is not None else None  # without one, unused
+        return self.policy(config).allows(origin, host)
 
     def admit(
         self, scope: MutableMapping[str, Any], party: str, room: str, config: Config
@@ -225,9 +227,7 @@ class Guard:
         address = limit_key(client.address)
         # Only a loopback TCP peer is exempt: a forwarded address is whatever a header says.
         exempt = (
-            not self.config.limit_loopback
-            and not client.forwarded
-            and is_loopback(client.address)
+            not self.config.limit_loopback and not client.forwarded and is_loopback(client.address)
         )
         if self.handshakes is not None and not exempt:
             wait = self.handshakes.take(address, time.monotonic())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 __all__ = [
@@ -34,6 +35,10 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
 
 MAX_HOPS = 32
+
+# Addresses parsed, and the keys and loopback answers derived from them, are kept for
+# the addresses seen last: a handshake needs them several times, most clients come back.
+_REMEMBERED = 4096
 
 
 class Client(NamedTuple):
@@ -56,6 +61,7 @@ def networks(entries: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
+@lru_cache(maxsize=_REMEMBERED)
 def _ip(text: str) -> Address | None:
     try:
         address = ipaddress.ip_address(text)
@@ -124,10 +130,10 @@ def client_address(
         that hop is not an IP address (``unknown``, an obfuscated name,
         garbage): something untrusted wrote it.
     """
-    if not trusted or not _trusted(_ip(peer) if peer else None, trusted):
+    if not trusted:
         return Client(peer, False)
     hops = _hops(headers, header.lower().encode("latin-1"))
-    if not hops:
+    if not hops or not _trusted(_ip(peer) if peer else None, trusted):
         return Client(peer, False)
     window = hops[-MAX_HOPS:]
     for hop in reversed(window):
@@ -138,12 +144,14 @@ def client_address(
     return Client(str(first) if first is not None else None, True)
 
 
+@lru_cache(maxsize=_REMEMBERED)
 def is_loopback(address: str | None) -> bool:
     """Whether *address* is a loopback address (127.0.0.0/8 or ::1)."""
     ip = _ip(address) if address is not None else None
     return ip is not None and ip.is_loopback
 
 
+@lru_cache(maxsize=_REMEMBERED)
 def limit_key(address: str | None) -> str:
     """The key the per-address limits count under: the address, or its /64 for IPv6
     (one subscriber usually holds a whole /64); ``"unknown"`` without an address."""
