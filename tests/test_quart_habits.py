@@ -118,6 +118,35 @@ async def test_handlers_run_in_quart_s_app_context() -> None:
     assert seen == ["partydeco"]
 
 
+async def test_each_request_gets_a_fresh_g_and_teardowns_and_signals_run_once_registered() -> None:
+    torn: list[BaseException | None] = []
+    pushed: list[Any] = []
+    with App() as app:
+
+        @party.on_request
+        async def remember(request: Request, room: Room) -> str:
+            seen = g.get("seen", "nothing")
+            g.seen = request.args.get("n")
+            return f"{seen} {current_app.name}"
+
+        async with TestClient(app) as client:
+            assert (await client.get("/parties/main/r?n=1")).text == "nothing partydeco"
+            assert (await client.get("/parties/main/r?n=2")).text == "nothing partydeco"
+            # registered while serving: heard from the next request on
+            app.quart.teardown_appcontext(torn.append)
+
+            def on_push(sender: Any, **extra: Any) -> None:
+                pushed.append(sender)
+
+            quart.appcontext_pushed.connect(on_push, weak=False)
+            try:
+                assert (await client.get("/parties/main/r?n=3")).text == "nothing partydeco"
+                assert torn == [None]
+                assert pushed == [app.quart]
+            finally:
+                quart.appcontext_pushed.disconnect(on_push)
+
+
 async def test_dev_mode_names_a_handler_that_blocks_the_loop(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -22,6 +22,7 @@ from ..errors import SetupError
 from ..observability.settings import Settings
 from ..response import Response
 from ..routing import match
+from .appcontext import in_app_context
 from .http import hide_query, send_response, serve_http
 from .hypercorn import apply as apply_hypercorn_fixes
 from .hypercorn import on_shutdown
@@ -74,11 +75,8 @@ class ASGIEntry:
                     await _too_long(scope, send, runtime.config.max_room_id_length)
                     return
                 # handlers run in Quart's app context: current_app, g, jsonify, extensions
-                async with self.app.quart.app_context():
-                    if kind == "http":
-                        await serve_http(runtime, route, scope, receive, send)
-                    else:
-                        await serve_websocket(runtime, route, scope, receive, send)
+                serve = serve_http if kind == "http" else serve_websocket
+                await in_app_context(self.app.quart, serve, runtime, route, scope, receive, send)
                 return
             if kind == "http":  # partydeco's own URLs: metrics, probes, the admin API
                 own = self.runtime
