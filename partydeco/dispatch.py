@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KINDS", "Call", "Dispatch", "PartyHandlers", "backend_down", "freeze", "refusal", "run_hooks",
-]
+]  # fmt: skip
 
 logger = logging.getLogger("partydeco")
 
@@ -232,8 +232,10 @@ async def run_hooks(
     (the client's own value of it was removed before the hooks ran).
     """
     for call in hooks:
-        try:
-            result = await call(request, lobby)
+        try:  # ``await call(request, lobby)``, without the coroutine of Call.__call__
+            result = call.fn(request, lobby)
+            if call.is_async or (result is not None and inspect.isawaitable(result)):
+                result = await result
         except Exception as exc:
             return refusal(exc, call, request, lobby)
         if result is None:
