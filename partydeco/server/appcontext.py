@@ -41,12 +41,13 @@ def _quiet(quart: Quart) -> bool:
 
 async def in_app_context(quart: Quart, serve: Callable[..., Awaitable[None]], *args: Any) -> None:
     """``await serve(*args)`` in a new app context of *quart* (see the module)."""
-    if current_context is not None and _quiet(quart):
-        token = current_context.set(AppContext(quart))
+    context = quart.app_context()
+    if current_context is not None and type(context) is AppContext and _quiet(quart):
+        token = current_context.set(context)
         try:
             await serve(*args)
         finally:
             current_context.reset(token)
         return
-    async with quart.app_context():
+    async with context:  # an app context class of the app's own pushes as it says
         await serve(*args)
