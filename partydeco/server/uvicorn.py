@@ -163,6 +163,8 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
     """
 
     class Guarded(base):  # type: ignore[misc]
+        #: loop time the wait for a request's headers began; None while none is awaited
+        _header_since: float | None = None
         _header_timer: asyncio.TimerHandle | None = None
         _header_bytes = 0
         _header_cycle: Any = None
@@ -173,17 +175,17 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self._header_timer is None:
+            if self._header_since is None:
                 return
             cycle = self.cycle
             if cycle is not self._header_cycle or self.transport.is_closing():
-                self._stop_headers()  # the headers are complete, or the request failed
+                self._header_since = None  # the headers are complete, or the request failed
                 return
             if cycle is not None and cycle.more_body:
                 return  # the rest of a body the app answered before reading it all
             self._header_bytes += len(data)
             if self._header_bytes > HEADER_LIMIT:
-                self._stop_headers()
+                self._header_since = None
                 self.transport.write(_TOO_LARGE)
                 self.transport.close()
 
@@ -201,18 +203,29 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
             super().connection_lost(exc)
 
         def _start_headers(self) -> None:
-            self._stop_headers()
+            # One timer per connection, re-armed when it fires, not one per request.
+            loop = asyncio.get_running_loop()
+            self._header_since = loop.time()
             self._header_bytes = 0
             self._header_cycle = self.cycle
-            loop = asyncio.get_running_loop()
-            self._header_timer = loop.call_later(timeout, self._headers_late)
+            if self._header_timer is None:
+                self._header_timer = loop.call_later(timeout, self._check_headers)
 
-        def _headers_late(self) -> None:
+        def _check_headers(self) -> None:
             self._header_timer = None
-            if self.cycle is self._header_cycle:  # no request began meanwhile
+            since = self._header_since
+            if since is None or self.cycle is not self._header_cycle:
+                self._header_since = None  # a request began: the next wait arms a timer
+                return
+            loop = asyncio.get_running_loop()
+            waited = loop.time() - since
+            if waited >= timeout:
                 self.transport.close()
+            else:
+                self._header_timer = loop.call_later(timeout - waited, self._check_headers)
 
         def _stop_headers(self) -> None:
+            self._header_since = None
             if self._header_timer is not None:
                 self._header_timer.cancel()
                 self._header_timer = None

@@ -237,6 +237,32 @@ async def test_headers_must_arrive_in_time_and_fit_the_limit() -> None:
         server.stop()
 
 
+async def test_a_keep_alive_client_dribbling_its_next_headers_is_cut_at_the_read_timeout() -> None:
+    server = uvicorn_app(READ_TIMEOUT="1", PING_INTERVAL="0.5")
+    try:
+        host, port = server.base.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.readuntil(b"plain")).startswith(b"HTTP/1.1 200 ")
+        answered = time.monotonic()
+
+        async def dribble() -> None:  # a slowloris: a header byte every 0.1 s
+            writer.write(b"GET /plain HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            while not writer.is_closing():
+                writer.write(b"a")
+                await asyncio.sleep(0.1)
+
+        dribbling = asyncio.create_task(dribble())
+        try:
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        finally:
+            dribbling.cancel()
+            writer.close()
+        assert time.monotonic() - answered < 1 + 1.5
+    finally:
+        server.stop()
+
+
 async def test_workers_share_the_port() -> None:
     server = uvicorn_app(WORKERS="2")
     try:
