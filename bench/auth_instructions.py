@@ -23,13 +23,13 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import cachegrind
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -61,15 +61,7 @@ def run_case(cache: str, tokens_file: str, reuse: bool, requests: int) -> None:
 
 def instructions(args: list[str], env: dict[str, str]) -> int:
     """Run this script under cachegrind with *args*; the instructions it executed."""
-    command = [
-        "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-        sys.executable, __file__, *args,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if done.returncode != 0 or not found:
-        sys.exit(f"valgrind run failed:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    return cachegrind.instructions(__file__, args, env, ROOT)
 
 
 def main() -> None:

@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import cachegrind
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -149,15 +149,7 @@ def run_case(case: str, count: int, profile: bool = False) -> None:
 
 def instructions(args: list[str], env: dict[str, str]) -> int:
     """Run this script under cachegrind with *args*; the instructions it executed."""
-    command = [
-        "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-        sys.executable, __file__, *args,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if done.returncode != 0 or not found:
-        sys.exit(f"valgrind run failed:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    return cachegrind.instructions(__file__, args, env, ROOT)
 
 
 def main() -> None:

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import cachegrind
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
@@ -67,12 +69,9 @@ def count(command: list[str], root: Path, workload: str, n: int, keyfile: Path) 
         **os.environ, "PYTHONPATH": str(root), "PYTHONHASHSEED": "0",
         "BENCH_KEY_FILE": str(keyfile),
     }  # fmt: skip
-    valgrind = [
-        "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-    ]  # fmt: skip
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(
-            [*valgrind, *argv], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [*cachegrind.VALGRIND, *argv], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import site
 import subprocess
 import sys
 import textwrap
@@ -14,6 +13,7 @@ import pytest
 
 from partydeco.extras import EXTRAS
 from tests.support import ROOT
+from tests.support.sites import site_without
 
 
 def run_without(module: str, code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -23,12 +23,7 @@ def run_without(module: str, code: str, tmp_path: Path) -> subprocess.CompletedP
     package (and its metadata), and partydeco from the repository, so *module* is as
     absent as if it had never been installed.
     """
-    (site_packages,) = [Path(p) for p in site.getsitepackages() if p.startswith(sys.prefix)]
-    view = tmp_path / "site-packages"
-    view.mkdir()
-    for entry in site_packages.iterdir():
-        if entry.name.split("-")[0].lower() != module and entry.name != f"{module}.py":
-            (view / entry.name).symlink_to(entry)
+    view = site_without(module, tmp_path)
     return subprocess.run(
         [sys.executable, "-S", "-c", textwrap.dedent(code)],
         cwd=tmp_path,

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import site
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -22,6 +20,7 @@ from partydeco import App
 from partydeco.server.uvicorn import HEADER_LIMIT, HideQuery, uvicorn_config
 from tests.support import ROOT, Process, eventually, free_port, start_process
 from tests.support.rawws import BINARY, PING, TEXT, RawSocket, frame
+from tests.support.sites import site_without
 
 APP = str(ROOT / "tests" / "support" / "uvicorn_app.py")
 QUICKSTART = str(ROOT / "examples" / "quickstart" / "app.py")
@@ -297,19 +296,8 @@ def test_hide_query_cuts_queries_from_uvicorn_access_lines() -> None:
     assert record.getMessage() == '127.0.0.1:5000 - "GET /api HTTP/1.1" 200'
 
 
-def _site_without(package: str, tmp_path: Path) -> Path:
-    """A copy of site-packages made of symlinks to everything but *package*."""
-    (site_packages,) = [Path(p) for p in site.getsitepackages() if p.startswith(sys.prefix)]
-    view = tmp_path / "site-packages"
-    view.mkdir()
-    for entry in site_packages.iterdir():
-        if entry.name.split("-")[0].lower() != package and entry.name != f"{package}.py":
-            (view / entry.name).symlink_to(entry)
-    return view
-
-
 async def test_without_websockets_uvicorn_warns_and_turns_deflate_off(tmp_path: Path) -> None:
-    view = _site_without("websockets", tmp_path)
+    view = site_without("websockets", tmp_path)
     port = free_port()
     server = start_process(["-S", APP], port=port, env={"PYTHONPATH": f"{ROOT}{os.pathsep}{view}"})
     try:
