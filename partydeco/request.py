@@ -207,7 +207,10 @@ class Request:
         if self._headers is not None:
             return self._headers.get(name)
         key = name.lower().encode("latin-1")
-        return next((v.decode("latin-1") for k, v in self._raw_headers if k.lower() == key), None)
+        for k, v in self._raw_headers:
+            if k.lower() == key:
+                return v.decode("latin-1")
+        return None
 
     def header_values(self, name: str) -> list[str]:
         """Every value of header *name*, in order (``headers.getlist(name)``), without

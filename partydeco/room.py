@@ -234,7 +234,8 @@ class Room:
         try:
             if self.gate.blocked:
                 await self.gate.enter()
-            await self.start()
+            if not self._started:
+                await self.start()
             conn = self.new_connection(request, sink, id)
             await self._claim(conn)
             try:

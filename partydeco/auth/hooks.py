@@ -142,7 +142,7 @@ def _make_hook(
 
 def _expiry(claims: Mapping[str, Any]) -> float | None:
     exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
         return None
     return float(exp)
 

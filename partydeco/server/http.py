@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["hide_query", "not_found", "send_response", "serve_http"]
 
+_HTTP_RESPONSE = ("http.response.start", "http.response.body")
+_WEBSOCKET_DENIAL = ("websocket.http.response.start", "websocket.http.response.body")
+
 
 def hide_query(scope: Scope) -> None:
     """Empty the query string of the server's *scope*, after partydeco has read it.
@@ -112,12 +115,12 @@ async def send_response(
 
     *extra* headers (CORS) replace any of the same name the response has.
     """
-    prefix = "websocket.http.response" if websocket else "http.response"
+    start, body = _WEBSOCKET_DENIAL if websocket else _HTTP_RESPONSE
     headers = response.header_list()
     if extra:
         names = {name.lower().encode("latin-1") for name, _ in extra}
         headers = [pair for pair in headers if pair[0] not in names]
         headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra]
     headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": prefix + ".start", "status": response.status, "headers": headers})
-    await send({"type": prefix + ".body", "body": b"" if head else response.body})
+    await send({"type": start, "status": response.status, "headers": headers})
+    await send({"type": body, "body": b"" if head else response.body})
