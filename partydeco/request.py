@@ -139,6 +139,24 @@ class Request:
         raw = scope.get("raw_path")
         client = scope.get("client")
         headers = scope.get("headers", ())
+        kept = (
+            [h for h in headers if h[0] != drop_header]
+            if drop_header is not None
+            else list(headers)
+        )
+        if cls.__init__ is not Request.__init__:  # a subclass's own __init__ runs
+            return cls(
+                "GET" if is_ws else scope["method"],
+                scope["path"],
+                raw_path=raw.decode("latin-1") if raw else None,
+                query_string=scope.get("query_string", b""),
+                headers=kept,
+                scheme=scope.get("scheme", "ws" if is_ws else "http"),
+                remote_addr=client[0] if client else None,
+                is_websocket=is_ws,
+                receive=None if is_ws else receive,
+                max_body_size=max_body_size,
+            )
         # what ``__init__`` sets, without its keyword parsing and checks
         self = cls.__new__(cls)
         self.method = "GET" if is_ws else scope["method"]
@@ -149,11 +167,7 @@ class Request:
         self.remote_addr = client[0] if client else None
         self.is_websocket = is_ws
         self._headers = None
-        self._raw_headers = (
-            [h for h in headers if h[0] != drop_header]
-            if drop_header is not None
-            else list(headers)
-        )
+        self._raw_headers = kept
         self._args = None
         self._cookies = None
         self._receive = None if is_ws else receive
