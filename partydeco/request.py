@@ -144,18 +144,40 @@ class Request:
             if drop_header is not None
             else list(headers)
         )
-        return cls(
-            "GET" if is_ws else scope["method"],
-            scope["path"],
-            raw_path=raw.decode("latin-1") if raw else None,
-            query_string=scope.get("query_string", b""),
-            headers=kept,
-            scheme=scope.get("scheme", "ws" if is_ws else "http"),
-            remote_addr=client[0] if client else None,
-            is_websocket=is_ws,
-            receive=None if is_ws else receive,
-            max_body_size=max_body_size,
-        )
+        if cls.__init__ is not Request.__init__:  # a subclass's own __init__ runs
+            return cls(
+                "GET" if is_ws else scope["method"],
+                scope["path"],
+                raw_path=raw.decode("latin-1") if raw else None,
+                query_string=scope.get("query_string", b""),
+                headers=kept,
+                scheme=scope.get("scheme", "ws" if is_ws else "http"),
+                remote_addr=client[0] if client else None,
+                is_websocket=is_ws,
+                receive=None if is_ws else receive,
+                max_body_size=max_body_size,
+            )
+        # what ``__init__`` sets, without its keyword parsing and checks
+        self = cls.__new__(cls)
+        self.method = "GET" if is_ws else scope["method"]
+        self.path = path = scope["path"]
+        self.raw_path = raw.decode("latin-1") if raw else path
+        self.query_string = scope.get("query_string", b"")
+        self.scheme = scope.get("scheme", "ws" if is_ws else "http")
+        self.remote_addr = client[0] if client else None
+        self.is_websocket = is_ws
+        self._headers = None
+        self._raw_headers = kept
+        self._args = None
+        self._cookies = None
+        self._receive = None if is_ws else receive
+        self._body = None if self._receive is not None else b""
+        self._max_body = max_body_size
+        self._host = None
+        self.expires_at = None
+        self.token_refresher = None
+        self.principal = None
+        return self
 
     @property
     def headers(self) -> Headers:
@@ -199,7 +221,10 @@ class Request:
         if self._headers is not None:
             return self._headers.get(name)
         key = name.lower().encode("latin-1")
-        return next((v.decode("latin-1") for k, v in self._raw_headers if k.lower() == key), None)
+        for k, v in self._raw_headers:
+            if k.lower() == key:
+                return v.decode("latin-1")
+        return None
 
     def header_values(self, name: str) -> list[str]:
         """Every value of header *name*, in order (``headers.getlist(name)``), without
@@ -226,17 +251,15 @@ class Request:
                 pass
             else:
                 key = pair[0].lower()
-                kept: list[tuple[bytes, bytes]] = []
-                placed = False
-                for raw in self._raw_headers:
-                    if raw[0].lower() != key:
-                        kept.append(raw)
-                    elif not placed:  # the first one is replaced where it stood
+                raw = self._raw_headers
+                for i, item in enumerate(raw):
+                    if item[0].lower() == key:  # the first one is replaced where it stood
+                        kept = raw[:i]
                         kept.append(pair)
-                        placed = True
-                if not placed:
-                    kept.append(pair)
-                self._raw_headers = kept
+                        kept.extend(h for h in raw[i + 1 :] if h[0].lower() != key)
+                        self._raw_headers = kept
+                        return
+                self._raw_headers = [*raw, pair]
                 return
         self.headers[name] = value
 
@@ -250,7 +273,11 @@ class Request:
         if self._headers is not None or key is None:
             self.headers.remove(name)
             return
-        self._raw_headers = [pair for pair in self._raw_headers if pair[0].lower() != key]
+        raw = self._raw_headers
+        for pair in raw:
+            if pair[0].lower() == key:
+                self._raw_headers = [pair for pair in raw if pair[0].lower() != key]
+                return
 
     @property
     def url(self) -> str:

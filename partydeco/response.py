@@ -18,6 +18,10 @@ __all__ = ["Response", "answer", "to_response"]
 
 logger = logging.getLogger("partydeco")
 
+_ENCODED_TYPES = {
+    name: name.encode("latin-1")
+    for name in ("application/json", "text/plain; charset=utf-8", "application/octet-stream")
+}
 
 
 class Response:
@@ -39,7 +43,7 @@ class Response:
             for a ``str`` body and ``application/octet-stream`` for ``bytes``.
     """
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("_headers", "_type", "body", "status")
 
     def __init__(
         self,
@@ -57,11 +61,23 @@ class Response:
         if not 100 <= status <= 599:
             raise ValueError(f"status must be an HTTP status code (100-599), not {status!r}")
         self.status = status
-        self.headers = Headers(headers) if headers is not None else Headers()
+        # Without headers of its own a response holds just its Content-Type: the
+        # Headers object is made when something reads or changes ``headers``.
+        self._type: str | None = None
+        self._headers: Headers | None = None
+        if headers is None:
+            if content_type is None:
+                self._type = default_type if self.body else None
+            elif "\r" in content_type or "\n" in content_type:
+                raise ValueError("Header values must not contain newline characters.")
+            else:
+                self._type = content_type
+            return
+        self._headers = Headers(headers)
         if content_type is not None:
-            self.headers["Content-Type"] = content_type
-        elif "Content-Type" not in self.headers and self.body:
-            self.headers["Content-Type"] = default_type
+            self._headers["Content-Type"] = content_type
+        elif "Content-Type" not in self._headers and self.body:
+            self._headers["Content-Type"] = default_type
 
     @classmethod
     def json(cls, value: Any, status: int = 200, headers: HeadersLike | None = None) -> Response:
@@ -69,9 +85,35 @@ class Response:
         return cls(encode_json(value), status, headers, content_type="application/json")
 
     @property
+    def headers(self) -> Headers:
+        """The response headers (case-insensitive and mutable)."""
+        if self._headers is None:
+            self._headers = Headers()
+            if self._type is not None:
+                self._headers["Content-Type"] = self._type
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: Headers) -> None:
+        self._headers = value
+
+    @property
     def content_type(self) -> str | None:
         """The ``Content-Type`` header, if set."""
+        if self._headers is None:
+            return self._type
         return self.headers.get("Content-Type")
+
+    def header_list(self) -> list[tuple[bytes, bytes]]:
+        """The headers as ASGI sends them: lower-case names, Latin-1 bytes (a new list)."""
+        if self._headers is None:
+            if self._type is None:
+                return []
+            value = _ENCODED_TYPES.get(self._type)
+            if value is None:
+                value = self._type.encode("latin-1")
+            return [(b"content-type", value)]
+        return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self._headers]
 
     def text(self) -> str:
         """The body decoded as UTF-8."""

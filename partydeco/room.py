@@ -234,7 +234,8 @@ class Room:
         try:
             if self.gate.blocked:
                 await self.gate.enter()
-            await self.start()
+            if not self._started:
+                await self.start()
             conn = self.new_connection(request, sink, id)
             await self._claim(conn)
             try:
@@ -384,22 +385,19 @@ class Room:
         """Answer an HTTP request with the ``on_request`` handlers."""
         self._pending += 1
         try:
-            return await self._request(request)
-        finally:
-            self._done()
-
-    async def _request(self, request: Request) -> Response:
-        try:
             if self.gate.blocked:
                 await self.gate.enter()
-            await self.start()
+            if not self._started:
+                await self.start()
             listed = None if self._presence is None else self._presence.answer(request)
             if listed is not None:
                 return listed
             for call in self._dispatch.on_request:
-                result = await call(request, self)
+                result = call.fn(request, self)  # ``await call(...)`` without its coroutine
+                if call.is_async or (result is not None and inspect.isawaitable(result)):
+                    result = await result
                 if result is not None:
-                    return await answer(result, call.fn)
+                    return result if type(result) is Response else await answer(result, call.fn)
         except HTTPException as exc:
             return Response(exc.description or exc.name, exc.code or 500)
         except BodyTooLargeError as exc:
@@ -407,6 +405,8 @@ class Room:
         except Exception:
             logger.exception("error answering %s %s in %r", request.method, request.path, self)
             return Response("Internal Server Error", 500)
+        finally:
+            self._done()
         if not self._dispatch.on_request:
             return Response(f"Party {self.party!r} has no on_request handler", 404)
         return Response("Not Found", 404)

@@ -22,13 +22,14 @@ from ..security.limits import header
 from ..security.origins import cors_preflight_headers
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from ..observability.watch import RequestWatch
     from ..routing import Route
     from ..types import Receive, Scope, Send
     from .runtime import Runtime
 
 __all__ = ["hide_query", "not_found", "send_response", "serve_http"]
+
+_HTTP_RESPONSE = ("http.response.start", "http.response.body")
+_WEBSOCKET_DENIAL = ("websocket.http.response.start", "websocket.http.response.body")
 
 
 def hide_query(scope: Scope) -> None:
@@ -57,16 +58,14 @@ async def serve_http(
     guard.client(scope)  # behind a trusted proxy, remote_addr is the client's
     request = Request.from_scope(scope, receive, config.max_body_size, runtime.principal_header)
     hide_query(scope)
-    extra: list[tuple[str, str]] = []
+    extra: list[tuple[str, str]] | None = None
     origin = header(scope, b"origin")
     if origin is not None:
         if not guard.origin_allowed(scope, config):
             await send_response(send, Response("Origin not allowed", 403))
             return
         if config.cors:
-            if scope.get("method") == "OPTIONS" and header(
-                scope, b"access-control-request-method"
-            ):
+            if scope["method"] == "OPTIONS" and header(scope, b"access-control-request-method"):
                 # a preflight carries no credentials: answer it before any hook
                 allow = cors_preflight_headers(
                     origin, header(scope, b"access-control-request-headers"), config.cors_max_age
@@ -76,41 +75,32 @@ async def serve_http(
             extra = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
     watch = runtime.ops.watch_request(route, scope)  # None unless metrics, traces or JSON logs
     try:
-        response = await _answer(runtime, route, request, config, watch)
+        dispatch = runtime.dispatch.get(route.party)
+        if dispatch is None:
+            response = not_found(route.party)
+        else:
+            if watch is not None:
+                watch.begin()
+            try:
+                lobby = Lobby(route.room, route.party, runtime.env)
+                forwarded = await run_hooks(
+                    dispatch.before_request, request, lobby, config.principal_header
+                )
+                if isinstance(forwarded, Response):
+                    response = forwarded
+                else:
+                    if watch is not None:
+                        watch.identified(forwarded.principal)
+                    room = runtime.backplane.room(route.party, route.room)
+                    response = await room.request(forwarded)
+            except BodyTooLargeError as exc:
+                response = Response(str(exc), 413)
         if watch is not None:
             watch.answered(response.status)
-        await send_response(send, response, head=scope.get("method") == "HEAD", extra=extra)
+        await send_response(send, response, head=scope["method"] == "HEAD", extra=extra)
     finally:
         if watch is not None:
             watch.end()
-
-
-async def _answer(
-    runtime: Runtime,
-    route: Route,
-    request: Request,
-    config: Config,
-    watch: RequestWatch | None,
-) -> Response:
-    """The hooks' answer, else the room's."""
-    dispatch = runtime.dispatch.get(route.party)
-    if dispatch is None:
-        return not_found(route.party)
-    if watch is not None:
-        watch.begin()
-    try:
-        lobby = Lobby(route.room, route.party, runtime.env)
-        forwarded = await run_hooks(
-            dispatch.before_request, request, lobby, config.principal_header
-        )
-        if isinstance(forwarded, Response):
-            return forwarded
-        if watch is not None:
-            watch.identified(forwarded.principal)
-        room = runtime.backplane.room(route.party, route.room)
-        return await room.request(forwarded)
-    except BodyTooLargeError as exc:
-        return Response(str(exc), 413)
 
 
 async def send_response(
@@ -125,13 +115,12 @@ async def send_response(
 
     *extra* headers (CORS) replace any of the same name the response has.
     """
-    prefix = "websocket.http.response" if websocket else "http.response"
+    start, body = _WEBSOCKET_DENIAL if websocket else _HTTP_RESPONSE
+    headers = response.header_list()
     if extra:
-        names = {name.lower() for name, _ in extra}
-        pairs = [(k, v) for k, v in response.headers if k.lower() not in names] + extra
-    else:
-        pairs = list(response.headers)
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
+        names = {name.lower().encode("latin-1") for name, _ in extra}
+        headers = [pair for pair in headers if pair[0] not in names]
+        headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra]
     headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": prefix + ".start", "status": response.status, "headers": headers})
-    await send({"type": prefix + ".body", "body": b"" if head else response.body})
+    await send({"type": start, "status": response.status, "headers": headers})
+    await send({"type": body, "body": b"" if head else response.body})

@@ -87,3 +87,30 @@ def test_query_parameters_parse_as_parse_qsl_does() -> None:
         request = Request("GET", "/p", query_string=text.encode("latin-1"))
         expected = MultiDict(parse_qsl(text, keep_blank_values=True))
         assert list(request.args.lists()) == list(expected.lists())
+
+
+SCOPE = {
+    "type": "http", "method": "POST", "scheme": "https", "path": "/parties/main/r x",
+    "raw_path": b"/parties/main/r%20x", "query_string": b"a=1&b=", "client": ("192.0.2.7", 5),
+    "headers": list(RAW),
+}  # fmt: skip
+
+
+class Tagged(Request):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.tag = "made by __init__"
+
+
+@pytest.mark.parametrize("cls", [Request, Tagged])
+def test_from_scope_makes_the_request_init_makes(cls: type[Request]) -> None:
+    made = cls.from_scope(SCOPE, max_body_size=10, drop_header=b"x-user-id")
+    expected = Request(
+        "POST", "/parties/main/r x", raw_path="/parties/main/r%20x", query_string=b"a=1&b=",
+        headers=[h for h in RAW if h[0] != b"x-user-id"], scheme="https",
+        remote_addr="192.0.2.7", receive=made._receive, max_body_size=10,
+    )  # fmt: skip
+    for name in Request.__slots__:
+        assert getattr(made, name) == getattr(expected, name), name
+    assert made.args == MultiDict([("a", "1"), ("b", "")])
+    assert cls is Request or getattr(made, "tag", None) == "made by __init__"
