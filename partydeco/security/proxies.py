@@ -61,8 +61,17 @@ def networks(entries: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
-@lru_cache(maxsize=_REMEMBERED)
+#: Longer than any IP address in text, zone included: never parsed nor remembered (a
+#: forwarded header's hops are whatever a client wrote).
+_LONGEST_ADDRESS = 64
+
+
 def _ip(text: str) -> Address | None:
+    return None if len(text) > _LONGEST_ADDRESS else _parse_ip(text)
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _parse_ip(text: str) -> Address | None:
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

@@ -292,3 +292,21 @@ def test_limit_key_groups_ipv6_by_64() -> None:
 def test_forwarded_header_must_be_one_of_the_two(value: object) -> None:
     with pytest.raises(ValueError, match="forwarded_header must be 'X-Forwarded-For' or"):
         App(forwarded_header=value)
+
+
+def test_long_forwarded_hops_are_not_addresses_and_not_remembered() -> None:
+    """Parsed addresses are remembered (an LRU of 4,096); a hop is whatever a client wrote,
+    so one longer than any address is refused without being parsed or kept."""
+    from partydeco.security import proxies
+
+    long_hops = [f"{i}.{'9' * 10_000}" for i in range(50)]
+    before = proxies._parse_ip.cache_info().currsize
+    for hop in long_hops:
+        headers = [(XFF, f"{hop}, 203.0.113.7".encode())]
+        assert client_address("127.0.0.1", headers, TRUSTED, "x-forwarded-for") == Client(
+            "203.0.113.7", True
+        )
+        assert client_address("127.0.0.1", [(XFF, hop.encode())], TRUSTED, "x-forwarded-for") == (
+            Client(None, True)
+        )
+    assert proxies._parse_ip.cache_info().currsize - before <= 2  # 127.0.0.1, 203.0.113.7
