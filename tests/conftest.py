@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.redis_server import RedisServer, redis_binary
+from tests.support.servers import Process
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +40,12 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[Process]]:
+    """Server processes the test starts (it appends them); all stopped at the end."""
+    started: list[Process] = []
+    yield started
+    for node in started:
+        node.stop()

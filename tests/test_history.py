@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -355,26 +354,18 @@ async def test_history_options_are_checked() -> None:
 # -- restarts ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-def start_app(processes: list[Process], port: int, env: dict[str, str], redis: str = "") -> Process:
+def start_app(nodes: list[Process], port: int, env: dict[str, str], redis: str = "") -> Process:
     args = ["-m", "partydeco", "serve", "tests/support/presence_app.py", "--port", str(port)]
     if redis:
         args += ["--redis", redis]
     process = start_process(args, port=port, env=env)
-    processes.append(process)
+    nodes.append(process)
     return process
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_history_survives_a_restart(
-    backend: str, tmp_path: Path, processes: list[Process], request: pytest.FixtureRequest
+    backend: str, tmp_path: Path, nodes: list[Process], request: pytest.FixtureRequest
 ) -> None:
     env: dict[str, str] = {}
     redis = ""
@@ -384,7 +375,7 @@ async def test_history_survives_a_restart(
         server: RedisServer = request.getfixturevalue("redis_server")
         redis, env["REDIS_PREFIX"] = server.url, request.getfixturevalue("redis_prefix")
     port = free_port()
-    server_process = start_app(processes, port, env, redis)
+    server_process = start_app(nodes, port, env, redis)
     base = server_process.base
     gate = Gate("alice")
     async with socket(base, gate) as alice:
@@ -401,7 +392,7 @@ async def test_history_survives_a_restart(
             await bob.send("m2")  # kept before the restart only
             await until_data(bob, "bob:m2")
         await asyncio.to_thread(server_process.stop)  # SIGTERM: a clean shutdown stores history
-        start_app(processes, port, env, redis)
+        start_app(nodes, port, env, redis)
         async with connect(url(base, "bob")) as bob:
             await frame(bob)
             await frame(bob)
@@ -414,11 +405,11 @@ async def test_history_survives_a_restart(
 
 @pytest.mark.parametrize("storage", ["sqlite", "memory"])
 async def test_lost_history_changes_the_epoch(
-    storage: str, tmp_path: Path, processes: list[Process]
+    storage: str, tmp_path: Path, nodes: list[Process]
 ) -> None:
     env = {"STORAGE": f"sqlite:///{tmp_path / 'rooms.db'}" if storage == "sqlite" else "memory://"}
     port = free_port()
-    server_process = start_app(processes, port, env)
+    server_process = start_app(nodes, port, env)
     base = server_process.base
     gate = Gate("alice")
     async with socket(server_process.base, gate) as alice:
@@ -435,7 +426,7 @@ async def test_lost_history_changes_the_epoch(
         if storage == "sqlite":  # killed: what it had not stored may be lost
             server_process.popen.send_signal(signal.SIGKILL)
         await asyncio.to_thread(server_process.stop)  # memory storage loses everything anyway
-        start_app(processes, port, env)
+        start_app(nodes, port, env)
         gate.open.set()
         resync = json.loads((await until_text(alice, '{"type":"partydeco.resync"*'))[-1])
         assert resync["type"] == "partydeco.resync" and resync["reason"] == "history_lost"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -275,13 +275,6 @@ def start_node(redis: RedisServer, prefix: str, **env: str) -> Process:
         [*args, "--redis", redis.url], port=port, env={"REDIS_PREFIX": prefix, **env}
     )
 
-
-@pytest.fixture
-def nodes() -> Iterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 async def test_presence_is_the_same_across_two_processes_on_redis(

@@ -9,7 +9,6 @@ before they start.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -29,14 +28,6 @@ def start_node(redis: RedisServer, prefix: str, *, workers: int = 1) -> Process:
     args += ["--redis", redis.url, "--workers", str(workers)]
     return start_process(args, port=port, env={"REDIS_PREFIX": prefix})
 
-
-@pytest.fixture
-def nodes() -> Iterator[list[Process]]:
-    """Servers started by the test; all stopped at the end."""
-    started: list[Process] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 async def runs(node: Process) -> list[tuple[float, int]]:

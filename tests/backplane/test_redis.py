@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -49,14 +48,6 @@ def start_node(
             args += ["--workers", str(workers)]
     return start_process(args, port=port, env=env)
 
-
-@pytest.fixture
-def nodes() -> Iterator[list[Process]]:
-    """Servers started by the test; all stopped at the end."""
-    started: list[Process] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 def ws_url(node: Process, user: str, room: str = "r") -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -112,13 +111,6 @@ def cluster_node(redis: RedisServer, prefix: str) -> Process:
         ready_path="/pid",
     )  # fmt: skip
 
-
-@pytest.fixture
-def nodes() -> Iterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 async def test_a_cluster_lists_every_process_rooms_and_the_cli_reads_it(
