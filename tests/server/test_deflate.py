@@ -7,42 +7,19 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
-from partydeco import App, Connection, Party
 from partydeco.server.wsproto_deflate import STATS
 from tests.support import eventually, serve
 from tests.support.rawws import BINARY, TEXT, RawSocket
-
-Closes = list[tuple[int, str]]
+from tests.support.security_kit import relay_app
 
 
 async def _drain(ws: RawSocket) -> None:
     while True:
         await ws.read_frame()
-
-
-def relay_app(**options: Any) -> tuple[App, Closes]:
-    app = App(storage="memory://", **options)
-    room = Party("main", app)
-    closes: Closes = []
-
-    @room.on_connect
-    async def hello(conn: Connection, ctx: Any) -> None:
-        conn.send("hello")
-
-    @room.on_message
-    async def relay(message: str | bytes, sender: Connection) -> None:
-        sender.room.broadcast(message, without=[sender.id])
-
-    @room.on_close
-    async def closed(conn: Connection, code: int, reason: str) -> None:
-        closes.append((code, reason))
-
-    return app, closes
 
 
 async def test_every_offer_is_answered_without_server_context_takeover() -> None:

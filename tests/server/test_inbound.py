@@ -9,42 +9,15 @@ import json
 import sys
 import time
 import zlib
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from partydeco import App, Connection, Party
 from partydeco.testing import TestClient
 from tests.support import ROOT, eventually, serve
 from tests.support.rawws import CONTINUATION, PING, TEXT, RawSocket
-
-Closes = list[tuple[int, str]]
-
-
-def relay_app(**options: Any) -> tuple[App, Closes]:
-    """Echo to the sender (``echo:``) or relay to the others; records ``on_close``."""
-    app = App(storage="memory://", **options)
-    room = Party("main", app)
-    closes: Closes = []
-
-    @room.on_connect
-    async def hello(conn: Connection, ctx: Any) -> None:
-        conn.send("hello")
-
-    @room.on_message
-    async def relay(message: str | bytes, sender: Connection) -> None:
-        if isinstance(message, str) and message.startswith("echo:"):
-            sender.send(message)
-        else:
-            sender.room.broadcast(message, without=[sender.id])
-
-    @room.on_close
-    async def closed(conn: Connection, code: int, reason: str) -> None:
-        closes.append((code, reason))
-
-    return app, closes
+from tests.support.security_kit import relay_app
 
 
 async def test_text_size_counts_utf8_bytes_on_hypercorn() -> None:

@@ -1,5 +1,6 @@
 """Helpers for the security tests: handshakes that report their HTTP status, and a
-small app that records what reached its hooks and handlers."""
+small app that records what reached its hooks and handlers, and a relay app that records
+its closes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from partydeco import App, Party, Request
+from partydeco import App, Connection, Party, Request
 
 
 @dataclass
@@ -136,3 +137,30 @@ async def raw_handshake(base: str, path: str, headers: Mapping[str, str]) -> int
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+Closes = list[tuple[int, str]]
+
+
+def relay_app(**options: Any) -> tuple[App, Closes]:
+    """Echo to the sender (``echo:``) or relay to the others; records ``on_close``."""
+    app = App(storage="memory://", **options)
+    room = Party("main", app)
+    closes: Closes = []
+
+    @room.on_connect
+    async def hello(conn: Connection, ctx: Any) -> None:
+        conn.send("hello")
+
+    @room.on_message
+    async def relay(message: str | bytes, sender: Connection) -> None:
+        if isinstance(message, str) and message.startswith("echo:"):
+            sender.send(message)
+        else:
+            sender.room.broadcast(message, without=[sender.id])
+
+    @room.on_close
+    async def closed(conn: Connection, code: int, reason: str) -> None:
+        closes.append((code, reason))
+
+    return app, closes
