@@ -22,8 +22,12 @@ SOURCE = (
 
 @pytest.mark.parametrize(
     ("parent", "command"),
-    [(".hidden", ["-m", "partydeco", "dev", "app.py"]), ("venv", ["app.py"])],
-    ids=["partydeco dev under .hidden", "run(reload=True) under venv"],
+    [
+        ("plain", ["-m", "partydeco", "dev", "app.py"]),
+        (".hidden", ["-m", "partydeco", "dev", "app.py"]),
+        ("venv", ["app.py"]),
+    ],
+    ids=["partydeco dev", "partydeco dev under .hidden", "run(reload=True) under venv"],
 )
 async def test_a_reload_happens_under_a_parent_named(
     parent: str, command: list[str], tmp_path: Path

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import ROOT, eventually, free_port, start_process
+from tests.support import ROOT, free_port, start_process
 
 QUICKSTART = str(ROOT / "examples" / "quickstart" / "app.py")
 
@@ -59,42 +59,6 @@ async def test_partydeco_serve_reports_a_bad_target() -> None:
     out, _ = await process.communicate()
     assert process.returncode != 0
     assert b"cannot import 'no_such_module'" in out
-
-
-async def test_partydeco_dev_restarts_when_a_file_changes(tmp_path: Path) -> None:
-    app_file = tmp_path / "app.py"
-    source = (
-        "from partydeco import party\n"
-        "@party.on_request\n"
-        "def version(request, room):\n"
-        "    return 'v1'\n"
-    )
-    app_file.write_text(source)
-    port = free_port()
-    server = start_process(
-        ["-m", "partydeco", "dev", "app.py", "--port", str(port)], port=port, cwd=tmp_path
-    )
-    url = f"http://{server.base}/party/r"
-
-    async def version() -> str | None:
-        try:
-            async with httpx.AsyncClient() as client:
-                return (await client.get(url)).text
-        except httpx.TransportError:
-            return None
-
-    try:
-        assert await version() == "v1"
-        app_file.write_text(source.replace("'v1'", "'v2'"))
-        result: list[str | None] = []
-
-        async def changed() -> bool:
-            result.append(await version())
-            return result[-1] == "v2"
-
-        await eventually(changed, timeout=15, interval=0.1, message="the change was not reloaded")
-    finally:
-        server.stop()
 
 
 async def test_workers_share_the_port() -> None:
