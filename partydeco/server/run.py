@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["ACCESS_LOG_FORMAT", "SERVERS", "hypercorn_config", "run", "serve", "supervise"]
 
 logger = logging.getLogger("partydeco")
+
+T = TypeVar("T")
 
 #: Hypercorn's access log without the query string (where ``?token=`` lives)
 #: and without any request header that could carry a credential.
@@ -163,7 +165,7 @@ def run(
 
 def _hypercorn(app: App, host: str, port: int, options: dict[str, Any]) -> Callable[[], None]:
     config = hypercorn_config(app, host, port, **options)
-    sockets = _bind(config)
+    sockets = _bind(config.create_sockets, ", ".join(config.bind))
     return lambda: _run_loop(serve(app, config, sockets=sockets))
 
 
@@ -173,7 +175,8 @@ def _uvicorn(app: App, host: str, port: int, options: dict[str, Any]) -> Callabl
     except ModuleNotFoundError as error:
         raise missing(error, "serving with Uvicorn") from None
     config = uvicorn.uvicorn_config(app, host, port, **options)
-    sock = uvicorn.bind(host, port)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    sock = _bind(lambda: uvicorn.bind(host, port), address)
     return lambda: uvicorn.serve(app, config, sock)
 
 
@@ -209,14 +212,13 @@ def _serve_workers(app: App, workers: int, serve_here: Callable[[], None]) -> No
         worker_exited(child)
 
 
-def _bind(config: HypercornConfig) -> Sockets:
-    """Bind the configured addresses before anything starts; a busy port is one line."""
+def _bind(bind: Callable[[], T], address: str) -> T:
+    """``bind()`` the addresses before anything starts; a busy port is one line."""
     try:
-        return config.create_sockets()
+        return bind()
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
-        address = ", ".join(config.bind)
         raise SystemExit(
             f"partydeco: address already in use: {address} (set PORT or --port)"
         ) from None

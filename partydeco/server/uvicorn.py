@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import importlib.util
 import logging
 import signal
@@ -326,24 +325,19 @@ class UvicornServer(uvicorn.Server):
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """Bind *host*:*port* once, before anything starts (workers share the socket).
+    """A socket bound to *host*:*port*, before anything starts (workers share it).
 
     Raises:
-        SystemExit: the address is already in use (one line saying so).
+        OSError: the address cannot be bound (``party.run()`` makes a busy port one line).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as exc:
+    except OSError:
         sock.close()
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        raise SystemExit(
-            f"partydeco: address already in use: {address} (set PORT or --port)"
-        ) from None
+        raise
     sock.set_inheritable(True)
     return sock
 

@@ -84,7 +84,7 @@ async def test_an_unreachable_jwks_is_logged_with_its_url(
     ]
 
 
-@pytest.mark.parametrize("how", ["serve", "run"])
+@pytest.mark.parametrize("how", ["serve", "serve-uvicorn", "run"])
 def test_a_busy_port_is_one_line(how: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -92,9 +92,11 @@ def test_a_busy_port_is_one_line(how: str) -> None:
         port = busy.getsockname()[1]
         command = (
             ["-m", "partydeco", "serve", str(QUICKSTART), "--port", str(port)]
-            if how == "serve"
+            if how.startswith("serve")
             else [str(QUICKSTART)]
         )
+        if how == "serve-uvicorn":
+            command += ["--server", "uvicorn"]
         result = subprocess.run(
             [sys.executable, *command],
             env={**os.environ, "TOKEN": "secret", "PORT": str(port), "PYTHONPATH": str(ROOT)},
