@@ -13,8 +13,8 @@ count run after run.
 
 Cases: ``jwt`` (RS256 against the app's JWKS, one token reused: answered by the
 token cache after the first), ``presence`` (``--auth presence``: any token
-passes) and ``asgi`` (``bench/refs.py``'s bare ASGI app, the floor), for connects
-and requests.
+passes), ``asgi`` (``bench/refs.py``'s bare ASGI app, the floor) and
+``starlette`` (the same protocol on Starlette), for connects and requests.
 
     python bench/path_instructions.py                 # needs valgrind; ~2 min
     python bench/path_instructions.py --count 300 --cases connect-jwt,http-jwt
@@ -38,7 +38,8 @@ import cachegrind
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CASES = (
-    "connect-jwt", "connect-presence", "connect-asgi", "http-jwt", "http-presence", "http-asgi",
+    "connect-jwt", "connect-presence", "connect-asgi", "connect-starlette",
+    "http-jwt", "http-presence", "http-asgi", "http-starlette",
 )  # fmt: skip
 HOST = (b"host", b"127.0.0.1:8000")
 
@@ -114,10 +115,10 @@ def run_case(case: str, count: int, profile: bool = False) -> None:
 
     kind, auth = case.split("-")
     target: Any = bench.app
-    if auth == "asgi":
-        from refs import make_asgi
+    if auth in ("asgi", "starlette"):
+        import refs
 
-        target = make_asgi()
+        target = refs.make_asgi() if auth == "asgi" else refs.make_starlette()
     else:
         bench.configure(None, ["bench-token"], auth)
 

@@ -44,6 +44,13 @@ SERVERS = {
     # partydeco serves on uvloop when it is installed: this is the like-for-like floor
     "asgi-uvloop": [PY, "bench/refs.py", "asgi", "--uvloop", "--port", "{port}"],
     "quart": [PY, "bench/refs.py", "quart", "--port", "{port}"],
+    "partydeco-uvicorn": [
+        PY, "bench/app.py", "--server", "uvicorn", "--key-file", "{keyfile}", "--port", "{port}",
+    ],
+    "starlette-uvicorn": [
+        PY, "bench/refs.py", "starlette", "--server", "uvicorn", "--port", "{port}",
+    ],
+    "asgi-uvicorn": [PY, "bench/refs.py", "asgi", "--server", "uvicorn", "--port", "{port}"],
 }
 WORKLOADS = {
     "connect": ["connect", "--concurrency", "16", "--connections"],

@@ -4,9 +4,10 @@ Handlers of party URLs run in Quart's app context (``current_app``, ``g``, ``jso
 extensions), one new context per request or socket, as Quart gives its own views.
 Quart's ``async with app.app_context()`` also sends three signals and runs the
 ``teardown_appcontext`` functions; when none of them has anyone listening (the
-usual case, checked on every request, so one connected later is heard), the context
-is only made current: the same ``current_app`` and a fresh ``g``, without the
-coroutines of pushing and popping it.
+usual case, checked on every request, so one connected later is heard),
+:func:`quiet_context` gives a context that the caller only makes current in
+:data:`current_context`: the same ``current_app`` and a fresh ``g``, without the
+coroutines of pushing and popping it. Otherwise :func:`in_app_context` pushes it.
 """
 
 from __future__ import annotations
@@ -27,27 +28,24 @@ except ImportError:  # pragma: no cover - another Quart: always the full push
 if TYPE_CHECKING:
     from quart import Quart
 
-__all__ = ["in_app_context"]
-
-_SIGNALS = (appcontext_pushed, appcontext_popped, appcontext_tearing_down)
+__all__ = ["current_context", "in_app_context", "quiet_context"]
 
 
-def _quiet(quart: Quart) -> bool:
-    """Whether pushing an app context of *quart* would do nothing but make it current."""
-    return current_context is not None and not (
-        quart.teardown_appcontext_funcs or any(signal.receivers for signal in _SIGNALS)
-    )
+def quiet_context(quart: Quart) -> AppContext | None:
+    """A new app context of *quart* that needs only to be made current in
+    :data:`current_context`, or ``None`` when pushing one does more (a teardown
+    function, a signal receiver, an app context class of the app's own)."""
+    if current_context is None or quart.teardown_appcontext_funcs:
+        return None
+    if appcontext_pushed.receivers or appcontext_popped.receivers:
+        return None
+    if appcontext_tearing_down.receivers:
+        return None
+    context = quart.app_context()
+    return context if type(context) is AppContext else None
 
 
 async def in_app_context(quart: Quart, serve: Callable[..., Awaitable[None]], *args: Any) -> None:
-    """``await serve(*args)`` in a new app context of *quart* (see the module)."""
-    context = quart.app_context()
-    if current_context is not None and type(context) is AppContext and _quiet(quart):
-        token = current_context.set(context)
-        try:
-            await serve(*args)
-        finally:
-            current_context.reset(token)
-        return
-    async with context:  # an app context class of the app's own pushes as it says
+    """``await serve(*args)`` in a new app context of *quart*, pushed as Quart pushes it."""
+    async with quart.app_context():
         await serve(*args)

@@ -22,7 +22,7 @@ from ..errors import SetupError
 from ..observability.settings import Settings
 from ..response import Response
 from ..routing import match
-from .appcontext import in_app_context
+from .appcontext import current_context, in_app_context, quiet_context
 from .http import hide_query, send_response, serve_http
 from .hypercorn import apply as apply_hypercorn_fixes
 from .hypercorn import on_shutdown
@@ -76,7 +76,16 @@ class ASGIEntry:
                     return
                 # handlers run in Quart's app context: current_app, g, jsonify, extensions
                 serve = serve_http if kind == "http" else serve_websocket
-                await in_app_context(self.app.quart, serve, runtime, route, scope, receive, send)
+                quart = self.app.quart
+                context = quiet_context(quart)
+                if context is None or current_context is None:
+                    await in_app_context(quart, serve, runtime, route, scope, receive, send)
+                    return
+                token = current_context.set(context)
+                try:
+                    await serve(runtime, route, scope, receive, send)
+                finally:
+                    current_context.reset(token)
                 return
             if kind == "http":  # partydeco's own URLs: metrics, probes, the admin API
                 own = self.runtime

@@ -100,7 +100,8 @@ async def serve(
         config.graceful_timeout = max(0.05, app.config.shutdown_timeout - spent)
 
     await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
+        # the ASGI entry as the app has it now: one call fewer than App.__call__
+        wrap_app(app.quart.asgi_app, config.wsgi_max_body_size, "asgi"),
         config,
         sockets=sockets,
         shutdown_trigger=trigger,

@@ -158,19 +158,24 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
 
     The clock starts when the connection opens and again after each response; it
     stops when the request's headers are complete (Uvicorn starts a new
-    request-response cycle) or the connection turns into a WebSocket.
+    request-response cycle) or the connection turns into a WebSocket. No timer per
+    connection: one sweep per server, every :func:`sweep_interval` seconds, closes the
+    connections whose wait has passed *timeout*.
     """
+    every = sweep_interval(timeout)
 
     class Guarded(base):  # type: ignore[misc]
         #: loop time the wait for a request's headers began; None while none is awaited
         _header_since: float | None = None
-        _header_timer: asyncio.TimerHandle | None = None
         _header_bytes = 0
         _header_cycle: Any = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._start_headers()
+            state = self.server_state
+            if getattr(state, "partydeco_sweep", None) is None:
+                state.partydeco_sweep = self.loop.call_later(every, _sweep, self.loop, state)
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
@@ -189,7 +194,7 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
                 self.transport.close()
 
         def handle_websocket_upgrade(self, *args: Any) -> None:
-            self._stop_headers()
+            self._header_since = None
             super().handle_websocket_upgrade(*args)
 
         def on_response_complete(self) -> None:
@@ -197,40 +202,39 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
             if not self.transport.is_closing():  # keep-alive: the next request's turn
                 self._start_headers()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_headers()
-            super().connection_lost(exc)
-
         def _start_headers(self) -> None:
-            # One timer per connection, re-armed when it fires, not one per request.
-            loop = asyncio.get_running_loop()
-            self._header_since = loop.time()
+            self._header_since = self.loop.time()
             self._header_bytes = 0
             self._header_cycle = self.cycle
-            if self._header_timer is None:
-                self._header_timer = loop.call_later(timeout, self._check_headers)
 
-        def _check_headers(self) -> None:
-            self._header_timer = None
+        def close_if_overdue(self, now: float) -> None:
+            """Close the connection if it has waited *timeout* seconds for headers by *now*."""
             since = self._header_since
-            if since is None or self.cycle is not self._header_cycle:
-                self._header_since = None  # a request began: the next wait arms a timer
+            if since is None:
                 return
-            loop = asyncio.get_running_loop()
-            waited = loop.time() - since
-            if waited >= timeout:
+            if self.cycle is not self._header_cycle:
+                self._header_since = None  # a request began
+            elif now - since >= timeout:
+                self._header_since = None
                 self.transport.close()
-            else:
-                self._header_timer = loop.call_later(timeout - waited, self._check_headers)
 
-        def _stop_headers(self) -> None:
-            self._header_since = None
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
+    def _sweep(loop: asyncio.AbstractEventLoop, state: Any) -> None:
+        now = loop.time()
+        for connection in list(state.connections):
+            if isinstance(connection, Guarded):
+                connection.close_if_overdue(now)
+        # again while the server has connections, else at the next connection
+        again = bool(state.connections)
+        state.partydeco_sweep = loop.call_later(every, _sweep, loop, state) if again else None
 
     Guarded.__name__ = Guarded.__qualname__ = f"Guarded{base.__name__}"
     return Guarded
+
+
+def sweep_interval(timeout: float) -> float:
+    """Seconds between two checks of the header deadline: a connection is closed
+    between *timeout* and *timeout* plus this."""
+    return min(timeout / 4, 5.0)
 
 
 def guarded(timeout: float) -> type[asyncio.Protocol]:
@@ -353,6 +357,9 @@ def serve(app: App, config: uvicorn.Config, sock: socket.socket) -> None:
         if not any(isinstance(f, HideQuery) for f in access.filters):
             access.addFilter(HideQuery())
         app.freeze()  # a setup error stops start-up here, before serving
+        entry = app.quart.asgi_app  # as the app has it now: one call fewer than App.__call__
+        if config.app is app:
+            config.app = entry
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         logging.getLogger("partydeco.server").info(
