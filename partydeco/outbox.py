@@ -328,6 +328,7 @@ class Outbox:
         """Stop the writer; the socket is gone."""
         self._done = True
         self.closing = True
+        self.on_timeout = None  # its owner holds this outbox: no cycle left for the GC
         self._drop_queue()
         if self._timer is not None:
             self._timer.cancel()

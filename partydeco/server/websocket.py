@@ -79,6 +79,7 @@ async def serve_websocket(
         if refusal is None:
             await socket.serve(receive, scope)
         else:
+            socket.outbox.finish()
             await deny(scope, send, refusal[1])
     finally:
         admission.release()
