@@ -159,6 +159,7 @@ def _wrap_handle(handle: Any, limits: bool) -> Any:
             stream_limits = getattr(self, "_partydeco_limits", None)
             if stream_limits is not None:
                 stream_limits.release()
+                stream_limits.stream = None  # no cycle left for the GC to find
             connection = getattr(self, "connection", None)
             peer_close = getattr(connection, "peer_close", None)
             if peer_close is not None and self.app_put:

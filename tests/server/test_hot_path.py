@@ -298,3 +298,23 @@ async def test_sockets_and_requests_leave_no_reference_cycles_for_the_gc() -> No
             gc.set_debug(0)
             gc.garbage.clear()
     assert cyclic == [], f"partydeco objects freed only by the GC: {cyclic}"
+
+
+async def test_a_closed_socket_on_hypercorn_is_freed_without_the_gc() -> None:
+    """Hypercorn's WebSocket stream and partydeco's limits on it are freed as the
+    socket ends: no reference cycle holds them (and the wsproto parser) for the GC."""
+    import gc
+
+    def streams() -> int:
+        return sum(type(o).__name__ == "WSStream" for o in gc.get_objects())
+
+    async with serve(relay_app()) as base:
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(5):
+                async with connect(f"ws://{base}/parties/main/r?_pk=p{i}") as ws:
+                    assert await ws.recv() == "hello"
+            await eventually(lambda: streams() == 0, message="closed streams wait for the GC")
+        finally:
+            gc.enable()
