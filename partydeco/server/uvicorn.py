@@ -52,6 +52,7 @@ __all__ = [
     "fallbacks",
     "guarded",
     "serve",
+    "sweep_interval",
     "uvicorn_config",
 ]
 
