@@ -312,3 +312,22 @@ async def test_without_websockets_uvicorn_warns_and_turns_deflate_off(tmp_path: 
     log = server.output()
     assert "Uvicorn falls back to wsproto" in log, log
     assert "pip install 'partydeco[uvicorn]'" in log, log
+
+
+async def test_without_httptools_the_header_deadline_holds_on_h11(tmp_path: Path) -> None:
+    view = site_without("httptools", tmp_path)
+    port = free_port()
+    env = {"PYTHONPATH": f"{ROOT}{os.pathsep}{view}", "READ_TIMEOUT": "1", "PING_INTERVAL": "0.5"}
+    server = start_process(["-S", APP], port=port, env=env)
+    try:
+        host, _ = server.base.split(":")
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.readuntil(b"plain")).startswith(b"HTTP/1.1 200 ")
+        writer.write(b"GET /plain HTTP/1.1\r\nHost: x\r\n")  # the next headers never end
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+    finally:
+        server.stop()
+    log = server.output()
+    assert "Uvicorn falls back to h11" in log, log
