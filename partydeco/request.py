@@ -218,8 +218,9 @@ class Request:
     def header(self, name: str) -> str | None:
         """The value of header *name*, or ``None``; it does not build :attr:`headers`,
         which most handlers never read."""
-        if self._headers is not None:
-            return self._headers.get(name)
+        if self._headers is not None:  # not ``get``: werkzeug raises and catches a miss
+            values = self._headers.getlist(name)
+            return values[0] if values else None
         key = name.lower().encode("latin-1")
         for k, v in self._raw_headers:
             if k.lower() == key:
