@@ -56,7 +56,7 @@ class Response:
             self.body = body.encode("utf-8")
             default_type = "text/plain; charset=utf-8"
         else:
-            self.body = bytes(body)
+            self.body = body if type(body) is bytes else bytes(body)
             default_type = "application/octet-stream"
         if not 100 <= status <= 599:
             raise ValueError(f"status must be an HTTP status code (100-599), not {status!r}")
@@ -82,7 +82,7 @@ class Response:
     @classmethod
     def json(cls, value: Any, status: int = 200, headers: HeadersLike | None = None) -> Response:
         """A JSON response; *value* is anything msgspec encodes (dict, list, Struct, ...)."""
-        return cls(encode_json(value), status, headers, content_type="application/json")
+        return cls(encode_json(value), status, headers, "application/json")
 
     @property
     def headers(self) -> Headers:
