@@ -100,7 +100,10 @@ def _strip_port(hop: str) -> str:
 
 def _hops(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[str]:
     """The hops of header *name* (``for=`` values of ``Forwarded``), oldest first."""
-    values = [v for k, v in headers if k.lower() == name]
+    values: list[bytes] = []
+    for k, v in headers:  # a loop: a comprehension is one more call per request
+        if k.lower() == name:
+            values.append(v)
     if not values:
         return []
     text = b",".join(values).decode("latin-1")
@@ -140,10 +143,10 @@ def client_address(
         garbage): something untrusted wrote it.
     """
     if not trusted:
-        return Client(peer, False)
+        return _direct(peer)
     hops = _hops(headers, header.lower().encode("latin-1"))
     if not hops or not _trusted(_ip(peer) if peer else None, trusted):
-        return Client(peer, False)
+        return _direct(peer)
     window = hops[-MAX_HOPS:]
     for hop in reversed(window):
         address = _ip(hop)
@@ -151,6 +154,12 @@ def client_address(
             return Client(str(address) if address is not None else None, True)
     first = _ip(window[0])
     return Client(str(first) if first is not None else None, True)
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _direct(peer: str | None) -> Client:
+    """The client that is its TCP peer (one tuple per address, not one per request)."""
+    return Client(peer, False)
 
 
 @lru_cache(maxsize=_REMEMBERED)
