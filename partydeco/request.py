@@ -138,12 +138,12 @@ class Request:
         is_ws = scope["type"] == "websocket"
         raw = scope.get("raw_path")
         client = scope.get("client")
-        headers = scope.get("headers", ())
-        kept = (
-            [h for h in headers if h[0] != drop_header]
-            if drop_header is not None
-            else list(headers)
-        )
+        kept = list(scope.get("headers", ()))
+        if drop_header is not None:
+            for pair in kept:
+                if pair[0] == drop_header:  # rarely sent: filtered only when it is
+                    kept = [h for h in kept if h[0] != drop_header]
+                    break
         if cls.__init__ is not Request.__init__:  # a subclass's own __init__ runs
             return cls(
                 "GET" if is_ws else scope["method"],
@@ -233,7 +233,11 @@ class Request:
         if self._headers is not None:
             return self._headers.getlist(name)
         key = name.lower().encode("latin-1")
-        return [v.decode("latin-1") for k, v in self._raw_headers if k.lower() == key]
+        values = []
+        for k, v in self._raw_headers:  # a loop: a comprehension is one more call
+            if k.lower() == key:
+                values.append(v.decode("latin-1"))
+        return values
 
     def set_header(self, name: str, value: str) -> None:
         """``headers[name] = value``: replace every value of header *name* (the
