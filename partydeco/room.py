@@ -62,24 +62,10 @@ class Room:
 
     __slots__ = (
         "__weakref__",  # extensions (partydeco.yjs) keep per-room state that dies with the room
-        "_backend",
-        "_claims",
-        "_connections",
-        "_dispatch",
-        "_history",
-        "_last_active",
-        "_parties",
-        "_pending",
-        "_presence",
-        "_start_lock",
-        "_started",
-        "_storage",
-        "config",
-        "env",
-        "gate",
-        "id",
-        "party",
-    )
+        "_backend", "_claims", "_connections", "_dispatch", "_history", "_last_active", "_parties",
+        "_pending", "_presence", "_start_lock", "_started", "_storage", "config", "env", "gate",
+        "id", "party",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -237,7 +223,9 @@ class Room:
             if not self._started:
                 await self.start()
             conn = self.new_connection(request, sink, id)
-            await self._claim(conn)
+            replaced = self._claim(conn)
+            if replaced is not None:
+                await self.evict(replaced, REPLACED, "replaced by a new connection with its id")
             try:
                 await sink.accept()
             except BaseException:
@@ -262,8 +250,9 @@ class Room:
         conn.principal = request.principal
         return conn
 
-    async def _claim(self, conn: Connection) -> None:
-        """Take *conn*'s id, replacing the same principal's open socket with it."""
+    def _claim(self, conn: Connection) -> Connection | None:
+        """Take *conn*'s id; the connection holding it, which it replaces (if open, only
+        the same principal's)."""
         id = conn.id
         if id in self._claims:
             raise ConnectionIdConflictError(id)
@@ -272,8 +261,7 @@ class Room:
             if existing.principal is None or existing.principal != conn.principal:
                 raise ConnectionIdConflictError(id)
         self._claims[id] = conn
-        if existing is not None:
-            await self.evict(existing, REPLACED, "replaced by a new connection with its id")
+        return existing
 
     async def evict(self, conn: Connection, code: int, reason: str) -> None:
         """Close *conn* with *code* and run its ``on_close`` now, not when its socket is gone."""
@@ -313,7 +301,9 @@ class Room:
             if self._presence is not None:
                 await self._presence.arrive(conn)
             for call in dispatch.on_connect:
-                await call(conn, ctx)
+                result = call.fn(conn, ctx)  # ``await call(...)`` without its coroutine
+                if call.is_async or (result is not None and inspect.isawaitable(result)):
+                    await result
         except Exception as exc:
             logger.exception("error while connecting %r to %r", conn.id, self)
             if self._claims.get(conn.id) is conn:
@@ -368,7 +358,8 @@ class Room:
         try:
             if self.gate.blocked:
                 await self.gate.enter()
-            await self._closed(conn, code, reason, user)
+            if user is not None or self._dispatch.on_close:
+                await self._closed(conn, code, reason, user)
         finally:
             self._done()
 

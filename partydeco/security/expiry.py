@@ -3,8 +3,9 @@
 A ``before_connect`` hook that authenticated the client sets
 ``request.expires_at`` (seconds since the epoch, a JWT's ``exp``); the ready-made
 ``partydeco.auth`` hooks do. partydeco then arms one timer for the connection
-(a single ``loop.call_at``, cancelled when the socket closes); when it fires,
-``token_leeway`` seconds after the expiry, the socket is closed with
+(a single ``loop.call_at``, cancelled when the socket closes; for a token that
+expires more than :data:`HORIZON` seconds ahead, once it comes that near); when it
+fires, ``token_leeway`` seconds after the expiry, the socket is closed with
 :data:`TOKEN_EXPIRED`. That code is outside 4000-4999 and is not 1008, so
 clients (partysocket, :class:`partydeco.client.PartySocket`) reconnect, and
 their ``query`` function supplies a fresh token.
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from ..outbox import Outbox
     from .limits import Admission
 
-__all__ = ["REFRESH_MARK", "TOKEN_EXPIRED", "arm", "maybe_refresh", "refresh"]
+__all__ = ["HORIZON", "REFRESH_MARK", "TOKEN_EXPIRED", "Expiry", "arm", "maybe_refresh", "refresh"]
 
 logger = logging.getLogger("partydeco")
 
@@ -64,16 +65,84 @@ class _RefreshFrame(msgspec.Struct):
 _decoder = msgspec.json.Decoder(_RefreshFrame)
 
 
+#: A token that expires later than this (seconds) gets no timer of its own yet: it
+#: waits with the others of its event loop, which one timer looks through every half
+#: of it, arming the timer of each that came this near. Most sockets close long before
+#: their token expires, and a timer made and cancelled for each costs more than a set
+#: entry.
+HORIZON = 60.0
+
+
+class _Far:
+    """The far-off expiries of one event loop, swept by a timer while there are any."""
+
+    __slots__ = ("due", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: set[Expiry] = set()
+        loop.call_later(HORIZON / 2, _sweep, self)
+        for closed in [other for other in _far if other.is_closed()]:  # their sweeps never ran
+            del _far[closed]
+        _far[loop] = self
+
+
+_far: dict[asyncio.AbstractEventLoop, _Far] = {}
+
+
+class Expiry:
+    """One connection's token expiry: closes its outbox with :data:`TOKEN_EXPIRED` at
+    *deadline* (seconds since the epoch) unless cancelled."""
+
+    __slots__ = ("deadline", "far", "outbox", "timer")
+
+    def __init__(self, outbox: Outbox, deadline: float) -> None:
+        self.outbox = outbox
+        self.deadline = deadline
+        self.timer: asyncio.TimerHandle | None = None
+        loop = asyncio.get_running_loop()
+        wait = deadline - time.time()
+        if wait <= HORIZON:
+            self.far: _Far | None = None
+            self._start(loop, wait)
+            return
+        far = self.far = _far.get(loop)
+        if far is None:
+            far = self.far = _Far(loop)
+        far.due.add(self)
+
+    def _start(self, loop: asyncio.AbstractEventLoop, wait: float) -> None:
+        close = self.outbox.close
+        self.timer = loop.call_at(loop.time() + wait, close, TOKEN_EXPIRED, "token expired")
+
+    def cancel(self) -> None:
+        """Never close the outbox for this expiry (idempotent)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        elif self.far is not None:
+            self.far.due.discard(self)
+
+
+def _sweep(far: _Far) -> None:
+    now = time.time()
+    near = [expiry for expiry in far.due if expiry.deadline - now <= HORIZON]
+    for expiry in near:
+        far.due.discard(expiry)
+        expiry._start(far.loop, expiry.deadline - now)
+    if far.due:
+        far.loop.call_later(HORIZON / 2, _sweep, far)
+    else:
+        del _far[far.loop]
+
+
 def arm(outbox: Outbox, admission: Admission, expires_at: float | None, leeway: float) -> None:
     """(Re)arm the connection's expiry timer; ``None`` disarms it."""
     if admission.timer is not None:
         admission.timer.cancel()
         admission.timer = None
-    if expires_at is None:
-        return
-    loop = asyncio.get_running_loop()
-    when = loop.time() + (expires_at + leeway - time.time())
-    admission.timer = loop.call_at(when, outbox.close, TOKEN_EXPIRED, "token expired")
+    if expires_at is not None:
+        admission.timer = Expiry(outbox, expires_at + leeway)
 
 
 def maybe_refresh(data: str | bytes) -> TypeGuard[str]:

@@ -19,9 +19,8 @@ from .origins import DEFAULT_ORIGINS, OriginPolicy
 from .proxies import Client, client_address, is_loopback, limit_key, networks
 
 if TYPE_CHECKING:
-    from asyncio import TimerHandle
-
     from ..config import Config
+    from .expiry import Expiry
 
 __all__ = ["Admission", "ByteBudget", "Guard", "MessageRate", "RateTable", "header"]
 
@@ -136,8 +135,8 @@ class Admission:
         self._guard: Guard | None = guard
         self.address = address
         self.room = room
-        #: the token-expiry timer of the connection, cancelled on release
-        self.timer: TimerHandle | None = None
+        #: the token expiry of the connection, cancelled on release
+        self.timer: Expiry | None = None
 
     def release(self) -> None:
         """Give back the connection slots and cancel the expiry timer (idempotent)."""

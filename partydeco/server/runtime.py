@@ -58,7 +58,8 @@ class Runtime:
         backplane: where the rooms live: this process, or a Redis cluster.
         crontab: the app's crons (``await runtime.crontab.run("name")`` runs one now).
         lifecycle: the alarm scheduler (which runs the crons too) and the idle-room reaper.
-        sockets: the open sockets, each with the event set when its ``on_close`` ran.
+        sockets: the open sockets, each with the future a shutdown waits on until its
+            ``on_close`` ran (``None`` until a shutdown asks for one).
         outbox_budget: the bytes queued for slow receivers in this process.
         unfinished: the bytes of messages still arriving, held by this process's
             sockets (on Hypercorn).
@@ -89,7 +90,7 @@ class Runtime:
         self.lifecycle = RoomLifecycle(
             self.dispatch, self.storage, self.backplane, self.config, self.crontab
         )
-        self.sockets: dict[Outbox, asyncio.Event] = {}
+        self.sockets: dict[Outbox, asyncio.Future[None] | None] = {}
         self.outbox_budget = OutboxBudget(app.config.max_pending_bytes_per_process)
         self.unfinished = ByteBudget(app.config.max_unfinished_bytes)
         #: whether a graceful shutdown has begun: new sockets are refused with 503.
@@ -171,14 +172,16 @@ class Runtime:
         await _finished(self.sockets, deadline - loop.time())
 
 
-async def _finished(sockets: dict[Outbox, asyncio.Event], seconds: float) -> None:
+async def _finished(sockets: dict[Outbox, asyncio.Future[None] | None], seconds: float) -> None:
     """Wait until the ``on_close`` of every socket in *sockets* ran, or *seconds* passed."""
-    waits = [asyncio.ensure_future(event.wait()) for event in sockets.values()]
-    if not waits:
+    if not sockets:
         return
-    _, pending = await asyncio.wait(waits, timeout=max(0.0, seconds))
-    for task in pending:
-        task.cancel()
+    loop = asyncio.get_running_loop()
+    for outbox, waiter in sockets.items():
+        if waiter is None:
+            sockets[outbox] = loop.create_future()
+    waits = [waiter for waiter in sockets.values() if waiter is not None]
+    await asyncio.wait(waits, timeout=max(0.0, seconds))
 
 
 def _need_redis() -> None:

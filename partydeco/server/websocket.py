@@ -102,7 +102,6 @@ class _Socket:
         "admission",
         "config",
         "conn",
-        "finished",
         "outbox",
         "reader",
         "refresher",
@@ -141,7 +140,6 @@ class _Socket:
         self.room: RoomHandle | None = None
         self.conn: Connection | None = None
         self.refresher: Refresher | None = None
-        self.finished = asyncio.Event()
 
     def _close_timed_out(self) -> None:
         self.timed_out = True
@@ -183,7 +181,7 @@ class _Socket:
             if outbox.accepted:
                 raise
             return "error", Response("Internal Server Error", 500)
-        runtime.sockets[outbox] = self.finished
+        runtime.sockets[outbox] = None  # no one waits for its end until a shutdown
         if forwarded.expires_at is not None:
             expiry.arm(outbox, self.admission, forwarded.expires_at, self.config.token_leeway)
         if self.config.token_refresh:
@@ -280,5 +278,6 @@ class _Socket:
         try:
             await self.room.disconnect(self.conn, code, reason)
         finally:
-            self.runtime.sockets.pop(outbox, None)
-            self.finished.set()
+            waiter = self.runtime.sockets.pop(outbox, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)

@@ -14,7 +14,9 @@ from websockets.exceptions import ConnectionClosed
 
 from partydeco import App, Party, Request, auth
 from partydeco.client import Backoff, PartySocket
-from tests.support import serve
+from partydeco.outbox import Outbox
+from partydeco.security import expiry
+from tests.support import eventually, serve
 from tests.support.security_kit import Seen, echo_app, open_ws
 
 SECRET = "expiry-tests-secret-0123456789abcdef-0123456789"
@@ -162,10 +164,10 @@ async def test_refresh_frames_are_ordinary_messages_unless_enabled() -> None:
     assert seen.messages == [frame]
 
 
-async def test_any_hook_can_set_expires_at() -> None:
+def session_app(deadline: float) -> App:
+    """An app whose ``before_connect`` hook sets *deadline* as every socket's expiry."""
     app = App(storage="memory://", token_leeway=0)
     room = Party("main", app)
-    deadline = time.time() + 0.5
 
     @room.before_connect
     async def session(request: Request, lobby: object) -> Request:
@@ -176,11 +178,51 @@ async def test_any_hook_can_set_expires_at() -> None:
     async def hello(conn: Any, ctx: Any) -> None:
         conn.send("hello")
 
-    async with serve(app) as base:
+    return app
+
+
+async def test_any_hook_can_set_expires_at() -> None:
+    deadline = time.time() + 0.5
+    async with serve(session_app(deadline)) as base:
         ws = await open_ws(base)
         code, _, at = await closed_with(ws, timeout=5)
     assert code == 3005
     assert deadline - 0.05 <= at <= deadline + 1.0
+
+
+async def test_a_far_expiry_is_swept_in_then_closes_on_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(expiry, "HORIZON", 0.4)  # swept every 0.2 s; armed 0.4 s ahead
+    deadline = time.time() + 1.0
+    async with serve(session_app(deadline)) as base:
+        ws = await open_ws(base)
+        assert len(expiry._far[asyncio.get_running_loop()].due) == 1
+        code, _, at = await closed_with(ws, timeout=5)
+    assert code == 3005
+    assert deadline - 0.05 <= at <= deadline + 1.0
+
+
+async def test_a_closed_socket_leaves_no_far_expiry() -> None:
+    async with serve(session_app(time.time() + 3600)) as base:
+        ws = await open_ws(base)
+        far = expiry._far[asyncio.get_running_loop()]
+        assert len(far.due) == 1
+        await ws.close()
+        await eventually(lambda: not far.due, message="the expiry is still waiting")
+
+
+def test_the_far_expiries_of_closed_loops_are_forgotten() -> None:
+    async def arm_one() -> None:
+        outbox = Outbox(send, max_messages=1, max_bytes=1, close_timeout=1)
+        expiry.Expiry(outbox, time.time() + 3600)
+
+    async def send(message: Any) -> None:
+        pass
+
+    for _ in range(3):
+        asyncio.run(arm_one())
+    assert len(expiry._far) == 1  # only the last loop's, until another loop arms one
 
 
 async def test_client_header_cannot_set_an_expiry() -> None:
