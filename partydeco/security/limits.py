@@ -28,8 +28,9 @@ __all__ = ["Admission", "ByteBudget", "Guard", "MessageRate", "RateTable", "head
 def header(scope: Mapping[str, Any], name: bytes) -> str | None:
     """The value of header *name* (lower case) in an ASGI scope; ``""`` if it is repeated."""
     found: str | None = None
+    size = len(name)
     for key, value in scope.get("headers", ()):
-        if key.lower() == name:
+        if len(key) == size and key.lower() == name:  # lower() only where it can match
             if found is not None:
                 return ""
             found = value.decode("latin-1")

@@ -101,8 +101,9 @@ def _strip_port(hop: str) -> str:
 def _hops(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[str]:
     """The hops of header *name* (``for=`` values of ``Forwarded``), oldest first."""
     values: list[bytes] = []
+    size = len(name)
     for k, v in headers:  # a loop: a comprehension is one more call per request
-        if k.lower() == name:
+        if len(k) == size and k.lower() == name:
             values.append(v)
     if not values:
         return []
