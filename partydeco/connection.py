@@ -95,7 +95,7 @@ class Connection:
     )
 
     def __init__(
-        self, id: str, uri: str, room: Room, sink: Sink, *, state_limit: int = 2048
+        self, id: str, uri: str, room: Room, sink: Sink, state_limit: int = 2048
     ) -> None:
         self.id = id
         self.uri = uri

@@ -147,7 +147,6 @@ class Outbox:
     def __init__(
         self,
         send: Send,
-        *,
         max_messages: int,
         max_bytes: int,
         close_timeout: float,

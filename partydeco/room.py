@@ -240,12 +240,12 @@ class Room:
     def new_connection(self, request: Request, sink: Sink, id: str | None = None) -> Connection:
         """A connection of this room for the socket *request* opens: its id is *id*, else
         the ``_pk`` query parameter, else a fresh UUID4; its frames go to *sink*."""
-        conn = Connection(
+        conn = Connection(  # by position: keywords to a class cost a dict per call
             id or request.args.get("_pk") or str(uuid.uuid4()),
             request.url,
             self,
             sink,
-            state_limit=self.config.state_limit,
+            self.config.state_limit,
         )
         conn.principal = request.principal
         return conn

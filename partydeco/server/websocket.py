@@ -128,14 +128,14 @@ class _Socket:
         # The reader is cancelled if the peer does not finish a close we started in time.
         self.reader = asyncio.current_task()
         self.timed_out = False
-        self.outbox = Outbox(
+        self.outbox = Outbox(  # by position: keywords to a class cost a dict per call
             send,
-            max_messages=config.max_pending_messages,
-            max_bytes=config.max_pending_bytes,
-            close_timeout=config.close_timeout,
-            on_timeout=self._close_timed_out,
-            meter=watch.meter if watch is not None else None,
-            budget=runtime.outbox_budget,
+            config.max_pending_messages,
+            config.max_pending_bytes,
+            config.close_timeout,
+            self._close_timed_out,
+            watch.meter if watch is not None else None,
+            runtime.outbox_budget,
         )
         self.room: RoomHandle | None = None
         self.conn: Connection | None = None
