@@ -328,7 +328,8 @@ class Outbox:
         self._done = True
         self.closing = True
         self.on_timeout = None  # its owner holds this outbox: no cycle left for the GC
-        self._drop_queue()
+        if self._queue:  # (an empty queue holds no bytes of the budget)
+            self._drop_queue()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
