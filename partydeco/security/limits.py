@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..response import Response
 from .origins import DEFAULT_ORIGINS, OriginPolicy
-from .proxies import Client, client_address, is_loopback, limit_key, networks
+from .proxies import Client, client_address, forwarded_client, is_loopback, limit_key, networks
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -35,6 +35,23 @@ def header(scope: Mapping[str, Any], name: bytes) -> str | None:
                 return ""
             found = value.decode("latin-1")
     return found
+
+
+def _origin_and_forwarded(
+    headers: Iterable[tuple[bytes, bytes]], forwarded: bytes
+) -> tuple[str | None, list[bytes]]:
+    """``Origin`` as :func:`header` reads it, and the values of the *forwarded* header,
+    in one pass over *headers*."""
+    origin: str | None = None
+    values: list[bytes] = []
+    size = len(forwarded)
+    for key, value in headers:
+        length = len(key)
+        if length == 6 and key.lower() == b"origin":
+            origin = "" if origin is not None else value.decode("latin-1")
+        elif length == size and key.lower() == forwarded:
+            values.append(value)
+    return origin, values
 
 
 class RateTable:
@@ -170,6 +187,7 @@ class Guard:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._trusted = networks(config.trusted_proxies)
+        self._forwarded = config.forwarded_header.lower().encode("latin-1")
         self.handshakes = (
             RateTable(config.handshake_rate, config.handshake_burst, config.max_tracked_addresses)
             if config.handshake_rate is not None
@@ -192,9 +210,7 @@ class Guard:
         client = client_address(
             host, scope.get("headers", ()), self._trusted, self.config.forwarded_header
         )
-        if client.forwarded:
-            scope["client"] = (client.address, 0) if client.address is not None else None
-        return client
+        return _record(scope, client)
 
     def policy(self, config: Config) -> OriginPolicy:
         """The compiled origin policy of a (party's) configuration."""
@@ -207,9 +223,9 @@ class Guard:
             )
         return policy
 
-    def origin_allowed(self, scope: Mapping[str, Any], config: Config) -> bool:
-        """Whether the request's ``Origin`` passes the configuration's allow-list."""
-        origin = header(scope, b"origin")
+    def origin_allowed(self, scope: Mapping[str, Any], config: Config, origin: str | None) -> bool:
+        """Whether *origin*, the request's ``Origin`` as :func:`header` reads it, passes
+        the configuration's allow-list."""
         host = header(scope, b"host") if origin is not None else None  # without one, unused
         return self.policy(config).allows(origin, host)
 
@@ -223,7 +239,12 @@ class Guard:
         origin is not allowed), 429 (too many sockets from the address) or 503
         (the room is full).
         """
-        client = self.client(scope)
+        origin, forwarded = _origin_and_forwarded(scope.get("headers", ()), self._forwarded)
+        peer = scope.get("client")
+        client = _record(
+            scope,
+            forwarded_client(peer[0] if peer else None, forwarded, self._trusted, self._forwarded),
+        )
         address = limit_key(client.address)
         # Only a loopback TCP peer is exempt: a forwarded address is whatever a header says.
         exempt = (
@@ -237,7 +258,7 @@ class Guard:
                     429,
                     headers={"Retry-After": str(max(1, math.ceil(wait)))},
                 )
-        if not self.origin_allowed(scope, config):
+        if not self.origin_allowed(scope, config, origin):
             return Response("Origin not allowed", 403)
         cap = self.config.max_connections_per_address
         if cap is not None and not exempt and self.per_address.get(address, 0) >= cap:
@@ -249,3 +270,10 @@ class Guard:
         self.per_address[address] = self.per_address.get(address, 0) + 1
         self.per_room[key] = self.per_room.get(key, 0) + 1
         return Admission(self, address, key)
+
+
+def _record(scope: MutableMapping[str, Any], client: Client) -> Client:
+    """*client*, recorded in *scope* when a proxy named it (see :meth:`Guard.client`)."""
+    if client.forwarded:
+        scope["client"] = (client.address, 0) if client.address is not None else None
+    return client

@@ -23,6 +23,7 @@ __all__ = [
     "Client",
     "Network",
     "client_address",
+    "forwarded_client",
     "is_loopback",
     "limit_key",
     "networks",
@@ -98,13 +99,9 @@ def _strip_port(hop: str) -> str:
     return hop
 
 
-def _hops(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[str]:
-    """The hops of header *name* (``for=`` values of ``Forwarded``), oldest first."""
-    values: list[bytes] = []
-    size = len(name)
-    for k, v in headers:  # a loop: a comprehension is one more call per request
-        if len(k) == size and k.lower() == name:
-            values.append(v)
+def _hops(values: list[bytes], name: bytes) -> list[str]:
+    """The hops in the *values* of header *name* (``for=`` values of ``Forwarded``),
+    oldest first."""
     if not values:
         return []
     text = b",".join(values).decode("latin-1")
@@ -145,7 +142,23 @@ def client_address(
     """
     if not trusted:
         return _direct(peer)
-    hops = _hops(headers, header.lower().encode("latin-1"))
+    name = header.lower().encode("latin-1")
+    size = len(name)
+    values: list[bytes] = []
+    for k, v in headers:  # a loop: a comprehension is one more call per request
+        if len(k) == size and k.lower() == name:
+            values.append(v)
+    return forwarded_client(peer, values, trusted, name)
+
+
+def forwarded_client(
+    peer: str | None, values: list[bytes], trusted: Sequence[Network], name: bytes
+) -> Client:
+    """:func:`client_address`, from the *values* of the forwarded header *name* (lower
+    case) that the caller found in the headers."""
+    if not trusted:
+        return _direct(peer)
+    hops = _hops(values, name)
     if not hops or not _trusted(_ip(peer) if peer else None, trusted):
         return _direct(peer)
     window = hops[-MAX_HOPS:]

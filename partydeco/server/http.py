@@ -61,7 +61,7 @@ async def serve_http(
     extra: list[tuple[str, str]] | None = None
     origin = header(scope, b"origin")
     if origin is not None:
-        if not guard.origin_allowed(scope, config):
+        if not guard.origin_allowed(scope, config, origin):
             await send_response(send, Response("Origin not allowed", 403))
             return
         if config.cors:
