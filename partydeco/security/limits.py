@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..response import Response
 from .origins import DEFAULT_ORIGINS, OriginPolicy
-from .proxies import Client, client_address, forwarded_client, is_loopback, limit_key, networks
+from .proxies import Client, forwarded_client, is_loopback, limit_key, networks
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -205,12 +205,19 @@ class Guard:
         ``request.remote_addr`` (and the access log) then show the client, not the
         proxy; ``None`` when the proxy header's hop is not an address.
         """
+        return self.client_and_origin(scope)[0]
+
+    def client_and_origin(self, scope: MutableMapping[str, Any]) -> tuple[Client, str | None]:
+        """:meth:`client`, and the ``Origin`` header as :func:`header` reads it, from one
+        pass over the headers."""
+        origin, forwarded = _origin_and_forwarded(scope.get("headers", ()), self._forwarded)
         peer = scope.get("client")
-        host = peer[0] if peer else None
-        client = client_address(
-            host, scope.get("headers", ()), self._trusted, self.config.forwarded_header
+        client = forwarded_client(
+            peer[0] if peer else None, forwarded, self._trusted, self._forwarded
         )
-        return _record(scope, client)
+        if client.forwarded:
+            scope["client"] = (client.address, 0) if client.address is not None else None
+        return client, origin
 
     def policy(self, config: Config) -> OriginPolicy:
         """The compiled origin policy of a (party's) configuration."""
@@ -239,12 +246,7 @@ class Guard:
         origin is not allowed), 429 (too many sockets from the address) or 503
         (the room is full).
         """
-        origin, forwarded = _origin_and_forwarded(scope.get("headers", ()), self._forwarded)
-        peer = scope.get("client")
-        client = _record(
-            scope,
-            forwarded_client(peer[0] if peer else None, forwarded, self._trusted, self._forwarded),
-        )
+        client, origin = self.client_and_origin(scope)
         address = limit_key(client.address)
         # Only a loopback TCP peer is exempt: a forwarded address is whatever a header says.
         exempt = (
@@ -270,10 +272,3 @@ class Guard:
         self.per_address[address] = self.per_address.get(address, 0) + 1
         self.per_room[key] = self.per_room.get(key, 0) + 1
         return Admission(self, address, key)
-
-
-def _record(scope: MutableMapping[str, Any], client: Client) -> Client:
-    """*client*, recorded in *scope* when a proxy named it (see :meth:`Guard.client`)."""
-    if client.forwarded:
-        scope["client"] = (client.address, 0) if client.address is not None else None
-    return client

@@ -55,11 +55,11 @@ async def serve_http(
     """Answer an HTTP request to a party URL (see the module)."""
     config = runtime.config_for(route.party)
     guard = runtime.guard
-    guard.client(scope)  # behind a trusted proxy, remote_addr is the client's
+    # records the client: behind a trusted proxy, remote_addr is the client's
+    origin = guard.client_and_origin(scope)[1]
     request = Request.from_scope(scope, receive, config.max_body_size, runtime.principal_header)
     hide_query(scope)
     extra: list[tuple[str, str]] | None = None
-    origin = header(scope, b"origin")
     if origin is not None:
         if not guard.origin_allowed(scope, config, origin):
             await send_response(send, Response("Origin not allowed", 403))
