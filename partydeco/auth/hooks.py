@@ -97,6 +97,8 @@ def _make_hook(
     realm: str,
 ) -> AuthHook:
     names = tuple(forward)
+    if len({name.lower() for name in names}) < len(names):
+        raise ValueError(f"forward names one header twice (names ignore case): {names}")
     pairs = tuple(forward.items())
     # the header carrying ``sub`` already holds what the principal is set to
     subject_header = next((name for name, claim in pairs if claim == "sub"), None)
@@ -127,7 +129,7 @@ def _make_hook(
             logger.error("token verifier failed unexpectedly: %s", type(error).__name__)
             return Response("Internal Server Error", status=500)
         for name, text in values.items():
-            request.set_header(name, text)
+            request.add_header(name, text)  # removed above: nothing to replace
         request.expires_at = _expiry(claims)
         subject = claims.get("sub")
         request.token_refresher = _refresher(verifier, subject)
@@ -206,6 +208,9 @@ def before_connect_hook(
         bearer_header: also accept ``Authorization: Bearer``.
         forward: header name -> claim name; values that are not strings are sent as JSON.
         realm: the ``realm`` of the ``WWW-Authenticate`` challenge.
+
+    Raises:
+        ValueError: two ``forward`` names are one header (they differ only in case).
     """
     return _make_hook(verifier, _query_reader(query_param, bearer_header), forward, realm)
 
