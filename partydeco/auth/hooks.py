@@ -85,7 +85,8 @@ def _quote(text: str) -> str:
 
 def _header_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    if _UNSAFE.search(text):
+    # printable ASCII holds no control character: the usual claim skips the regex
+    if not (text.isascii() and text.isprintable()) and _UNSAFE.search(text):
         raise InvalidTokenError("claim not usable as a header value")
     return text
 
@@ -144,6 +145,8 @@ def _make_hook(
 
 def _expiry(claims: Mapping[str, Any]) -> float | None:
     exp = claims.get("exp")
+    if type(exp) is int:  # what JSON decodes a NumericDate to, most often
+        return float(exp)
     if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
         return None
     return float(exp)
