@@ -33,6 +33,22 @@ def _query_pairs(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _raw_pair(name: str, value: str) -> tuple[bytes, bytes] | None:
+    """*name* and *value* as a raw header, or None when latin-1 cannot hold them
+    (only :class:`Headers` can).
+
+    Raises:
+        ValueError: *value* holds a newline.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if "\r" in text or "\n" in text:
+        raise ValueError("Header values must not contain newline characters.")
+    try:
+        return name.encode("latin-1"), text.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+
+
 class Request:
     """An incoming WebSocket upgrade or HTTP request.
 
@@ -247,14 +263,8 @@ class Request:
             ValueError: *value* holds a newline.
         """
         if self._headers is None:
-            text = value if isinstance(value, str) else str(value)
-            if "\r" in text or "\n" in text:
-                raise ValueError("Header values must not contain newline characters.")
-            try:
-                pair = (name.encode("latin-1"), text.encode("latin-1"))
-            except UnicodeEncodeError:  # only Headers holds what latin-1 cannot
-                pass
-            else:
+            pair = _raw_pair(name, value)
+            if pair is not None:
                 key = pair[0].lower()
                 raw = self._raw_headers
                 for i, item in enumerate(raw):
@@ -267,6 +277,20 @@ class Request:
                 self._raw_headers = [*raw, pair]
                 return
         self.headers[name] = value
+
+    def add_header(self, name: str, value: str) -> None:
+        """``headers.add(name, value)``: add a value of header *name* after those it
+        has, without building :attr:`headers`.
+
+        Raises:
+            ValueError: *value* holds a newline.
+        """
+        if self._headers is None:
+            pair = _raw_pair(name, value)
+            if pair is not None:
+                self._raw_headers = [*self._raw_headers, pair]
+                return
+        self.headers.add(name, value)
 
     def remove_header(self, name: str) -> None:
         """``headers.remove(name)``: drop every value of header *name*, without

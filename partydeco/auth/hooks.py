@@ -85,7 +85,8 @@ def _quote(text: str) -> str:
 
 def _header_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    if _UNSAFE.search(text):
+    # printable ASCII holds no control character: the usual claim skips the regex
+    if not (text.isascii() and text.isprintable()) and _UNSAFE.search(text):
         raise InvalidTokenError("claim not usable as a header value")
     return text
 
@@ -97,6 +98,8 @@ def _make_hook(
     realm: str,
 ) -> AuthHook:
     names = tuple(forward)
+    if len({name.lower() for name in names}) < len(names):
+        raise ValueError(f"forward names one header twice (names ignore case): {names}")
     pairs = tuple(forward.items())
     # the header carrying ``sub`` already holds what the principal is set to
     subject_header = next((name for name, claim in pairs if claim == "sub"), None)
@@ -127,7 +130,7 @@ def _make_hook(
             logger.error("token verifier failed unexpectedly: %s", type(error).__name__)
             return Response("Internal Server Error", status=500)
         for name, text in values.items():
-            request.set_header(name, text)
+            request.add_header(name, text)  # removed above: nothing to replace
         request.expires_at = _expiry(claims)
         subject = claims.get("sub")
         request.token_refresher = _refresher(verifier, subject)
@@ -142,6 +145,8 @@ def _make_hook(
 
 def _expiry(claims: Mapping[str, Any]) -> float | None:
     exp = claims.get("exp")
+    if type(exp) is int:  # what JSON decodes a NumericDate to, most often
+        return float(exp)
     if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
         return None
     return float(exp)
@@ -206,6 +211,9 @@ def before_connect_hook(
         bearer_header: also accept ``Authorization: Bearer``.
         forward: header name -> claim name; values that are not strings are sent as JSON.
         realm: the ``realm`` of the ``WWW-Authenticate`` challenge.
+
+    Raises:
+        ValueError: two ``forward`` names are one header (they differ only in case).
     """
     return _make_hook(verifier, _query_reader(query_param, bearer_header), forward, realm)
 

@@ -108,6 +108,12 @@ async def test_client_cannot_spoof_forwarded_headers(transport: str) -> None:
     assert refused.status == 401
 
 
+def test_forward_refuses_one_header_named_twice() -> None:
+    twice = {"X-User-ID": "sub", "x-user-id": "email"}
+    with pytest.raises(ValueError, match="ignore case"):
+        auth.before_request_hook(make_verifier(), forward=twice)
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_websocket_and_http_accept_bearer_header(transport: str) -> None:
     async with served(make_verifier()) as base:

@@ -61,6 +61,18 @@ def test_set_header_refuses_newlines_and_keeps_what_latin1_cannot_hold(built: bo
 
 
 @pytest.mark.parametrize("built", [False, True])
+def test_add_header_adds_a_value_after_the_others(built: bool) -> None:
+    request = pair(built)
+    request.add_header("X-User-ID", "alice")
+    request.add_header("X-Name", "東京")
+    assert request.header_values("x-user-id") == ["mallory", "eve", "alice"]
+    assert request.headers["X-Name"] == "東京"
+    with pytest.raises(ValueError):
+        request.add_header("X-Role", "admin\r\nX-Admin: 1")
+    assert request.header("x-role") is None
+
+
+@pytest.mark.parametrize("built", [False, True])
 def test_remove_header_drops_every_value_whatever_its_case(built: bool) -> None:
     request = pair(built)
     request.remove_header("X-USER-ID")
