@@ -78,16 +78,9 @@ def main() -> None:
         sys.exit("bench/auth_instructions.py needs valgrind on PATH")
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(HERE))
-    from run import write_key
-
     with tempfile.TemporaryDirectory() as tmp:
-        key = Path(tmp) / "key.pem"
-        write_key(key)
-        env = {
-            **os.environ, "BENCH_KEY_FILE": str(key), "PYTHONHASHSEED": "0",
-            "PYTHONPATH": str(ROOT),
-        }  # fmt: skip
-        os.environ["BENCH_KEY_FILE"] = str(key)
+        env = cachegrind.child_env(Path(tmp), ROOT)
+        os.environ["BENCH_KEY_FILE"] = env["BENCH_KEY_FILE"]
         import app as bench
         from joserfc import jwt
 

@@ -6,6 +6,7 @@ change how many instructions it executes.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,6 +16,20 @@ from pathlib import Path
 VALGRIND = [
     "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
 ]  # fmt: skip
+
+
+def child_env(directory: Path, root: Path) -> dict[str, str]:
+    """The environment of a counted child: the bench app signs with an RSA key written
+    to *directory* (generating one takes a random number of instructions), hash
+    randomisation is fixed, and partydeco is imported from the checkout *root*."""
+    from run import write_key
+
+    key = directory / "key.pem"
+    write_key(key)
+    return {
+        **os.environ, "BENCH_KEY_FILE": str(key), "PYTHONHASHSEED": "0",
+        "PYTHONPATH": str(root),
+    }  # fmt: skip
 
 
 def total(report: str) -> int | None:

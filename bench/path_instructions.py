@@ -165,15 +165,8 @@ def main() -> None:
         run_case(args.child[0], int(args.child[1]))
         return
     sys.path.insert(0, str(HERE))
-    from run import write_key
-
     with tempfile.TemporaryDirectory() as tmp:
-        key = Path(tmp) / "key.pem"
-        write_key(key)
-        env = {
-            **os.environ, "BENCH_KEY_FILE": str(key), "PYTHONHASHSEED": "0",
-            "PYTHONPATH": str(ROOT),
-        }  # fmt: skip
+        env = cachegrind.child_env(Path(tmp), ROOT)
         if args.profile:
             os.environ.update(env)
             run_case(args.profile, args.count, profile=True)
