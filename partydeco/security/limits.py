@@ -199,17 +199,13 @@ class Guard:
         self.per_room: dict[tuple[str, str], int] = {}
         self._policies: dict[tuple[tuple[str, ...] | None, bool], OriginPolicy] = {}
 
-    def client(self, scope: MutableMapping[str, Any]) -> Client:
-        """Resolve the client through trusted proxies, and record its address in *scope*.
+    def client_and_origin(self, scope: MutableMapping[str, Any]) -> tuple[Client, str | None]:
+        """The client, resolved through trusted proxies and recorded in *scope*, and the
+        ``Origin`` header as :func:`header` reads it, from one pass over the headers.
 
         ``request.remote_addr`` (and the access log) then show the client, not the
-        proxy; ``None`` when the proxy header's hop is not an address.
+        proxy; its address is ``None`` when the proxy header's hop is not an address.
         """
-        return self.client_and_origin(scope)[0]
-
-    def client_and_origin(self, scope: MutableMapping[str, Any]) -> tuple[Client, str | None]:
-        """:meth:`client`, and the ``Origin`` header as :func:`header` reads it, from one
-        pass over the headers."""
         origin, forwarded = _origin_and_forwarded(scope.get("headers", ()), self._forwarded)
         peer = scope.get("client")
         client = forwarded_client(
