@@ -14,7 +14,7 @@ compare like with like (``asgi-uvloop`` with ``partydeco``, which serves on uvlo
 
     python bench/server_instructions.py          # partydeco and asgi-uvloop, connect and http
     python bench/server_instructions.py --servers partydeco --workloads connect --count 1000
-    python bench/server_instructions.py --against /work/main  # also that checkout's bench app
+    python bench/server_instructions.py --against ../base  # each partydeco server from there too
 """
 
 from __future__ import annotations
@@ -120,9 +120,10 @@ def main() -> None:
     from run import write_key
 
     servers = [(name, SERVERS[name], ROOT) for name in args.servers.split(",")]
-    for other in args.against:
+    for other in args.against:  # each partydeco server again, from that checkout
         directory = Path(other).resolve()
-        servers.append((f"partydeco@{directory.name}", SERVERS["partydeco"], directory))
+        for name in [n for n, _, _ in servers if n.startswith("partydeco") and "@" not in n]:
+            servers.append((f"{name}@{directory.name}", SERVERS[name], directory))
     with tempfile.TemporaryDirectory() as tmp:
         keyfile = Path(tmp) / "key.pem"
         write_key(keyfile)

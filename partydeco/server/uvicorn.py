@@ -19,6 +19,9 @@ Hypercorn:
 - ``X-Forwarded-*`` headers are not trusted by the server: partydeco's own
   ``trusted_proxies`` decides (see the security guide).
 
+With httptools, each HTTP response's head and body leave in one write, where
+Uvicorn alone makes two (:class:`~partydeco.server.heldhead.HeldHead`).
+
 Without ``websockets`` Uvicorn would fall back to wsproto in pure Python (about half
 the speed of the fast lane on echo round trips), and without ``httptools`` to h11:
 start-up warns then, and on wsproto permessage-deflate is turned off, because
@@ -38,6 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .heldhead import HeldHead
 
 if TYPE_CHECKING:
     from ..app import App
@@ -197,6 +202,15 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
         def handle_websocket_upgrade(self, *args: Any) -> None:
             self._header_since = None
             super().handle_websocket_upgrade(*args)
+
+        if hasattr(base, "on_headers_complete"):  # httptools: the cycle starts here
+
+            def on_headers_complete(self) -> None:
+                previous = self.cycle
+                super().on_headers_complete()
+                cycle = self.cycle
+                if cycle is not previous and cycle is not None:
+                    cycle.transport = HeldHead(cycle, self.transport, self.loop)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+import struct
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -107,6 +110,44 @@ async def test_tokens_stay_out_of_the_access_log_for_every_url() -> None:
     assert '"GET /plain HTTP/1.1" 200' in log, log
     assert '"WebSocket /parties/main/room" [accepted]' in log, log
     assert "secret" not in log and "?" not in log.replace("(CTRL + C to quit)", ""), log
+
+
+def _data_segments_in(sock: socket.socket) -> int:
+    """Segments with data this socket received (``tcpi_data_segs_in``, Linux 4.6+)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int(struct.unpack_from("I", info, 152)[0])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads Linux's TCP_INFO")
+async def test_a_response_leaves_in_one_tcp_segment() -> None:
+    """Head and body in one write (``HeldHead``), where Uvicorn alone makes two."""
+    server = uvicorn_app()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            for path in ("/parties/main/room?token=secret", "/plain"):
+                before = _data_segments_in(sock)
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+                response = b""
+                while b"\r\n\r\n" not in response or not response.endswith((b"}", b"plain")):
+                    response += await asyncio.to_thread(sock.recv, 65536)
+                assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
+                assert _data_segments_in(sock) - before == 1, path
+    finally:
+        server.stop()
+
+
+async def test_a_head_whose_body_waits_still_reaches_the_client_at_once() -> None:
+    """The head is held only for the turn of the loop it was written in
+    (``HeldHead``): a streamed response whose body waits still sends its status."""
+    server = uvicorn_app()
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            async with client.stream("GET", f"http://{server.base}/slow") as slow:
+                assert slow.status_code == 200  # the head came before the body exists
+                assert (await client.post(f"http://{server.base}/release")).text == "released"
+                assert await slow.aread() == b"late"
+    finally:
+        server.stop()
 
 
 async def test_uvicorn_does_not_take_the_client_address_from_headers() -> None:

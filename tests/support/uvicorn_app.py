@@ -3,10 +3,12 @@
 ``python tests/support/uvicorn_app.py`` serves on ``$PORT``; ``READ_TIMEOUT`` and
 ``PING_INTERVAL`` (seconds) and ``WORKERS`` set those options. Each ``on_close``
 prints ``closed <code>`` to stdout, and the message ``mark`` prints ``marked``.
+``GET /slow`` sends its head at once and its body after ``POST /release``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from typing import Any
@@ -51,6 +53,26 @@ async def info(request: Request, room: Room) -> dict[str, Any]:
 @app.quart.get("/plain")
 async def plain() -> str:
     return "plain"
+
+
+released = asyncio.Event()
+
+
+@app.quart.get("/slow")
+async def slow() -> Any:
+    """The head at once, the body once ``POST /release`` came."""
+
+    async def body() -> Any:
+        await released.wait()
+        yield b"late"
+
+    return body(), 200, {"Content-Type": "text/plain"}
+
+
+@app.quart.post("/release")
+async def release() -> str:
+    released.set()
+    return "released"
 
 
 if __name__ == "__main__":
