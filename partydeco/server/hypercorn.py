@@ -1,4 +1,4 @@
-"""Eight fixes to Hypercorn's WebSocket handling and access log, applied when Hypercorn
+"""Nine fixes to Hypercorn's WebSocket handling and access log, applied when Hypercorn
 serves partydeco.
 
 Each fix replaces or wraps methods of Hypercorn (0.17-0.18) or wsproto (1.2-1.3).
@@ -65,6 +65,12 @@ the fix is skipped with a warning, so a stale copy never replaces newer code.
    open connections, too late to close them with 1001; :func:`on_shutdown` callbacks
    run as the worker's ``terminated`` event is set, at the start of that wait.
    Upstream: none (ASGI has no "shutting down" message before lifespan.shutdown).
+9. ``connection-cycle``: a connection is freed as it ends, not by the cyclic GC:
+   ``TCPServer`` and its ``ProtocolWrapper`` hold each other (through the bound
+   ``protocol_send``), with all of the connection's state; the reader of
+   ``read-timer`` drops the protocol once ``TCPServer.run``'s task is done.
+   Upstream: to report: "TCPServer and ProtocolWrapper form a reference cycle per
+   connection" (set ``self.protocol = None`` at the end of ``run``).
 """
 
 from __future__ import annotations
@@ -228,6 +234,9 @@ KNOWN: dict[tuple[str, str, str], frozenset[str]] = {
     ("hypercorn.asyncio.run", "", "worker_serve"): frozenset(
         {"7afd08f2168e97f2", "be69cf8d002a9f84"}
     ),
+    ("hypercorn.asyncio.tcp_server", "TCPServer", "run"): frozenset(
+        {"7d9b5953c5ce88bc", "bae4df0e7b11f956"}
+    ),
 }
 
 #: Which upstream methods each fix depends on ("" as the class: a module-level function).
@@ -258,6 +267,10 @@ FIXES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "shutdown-signal": (
         ("hypercorn.asyncio.worker_context", "WorkerContext", "__init__"),
         ("hypercorn.asyncio.run", "", "worker_serve"),
+    ),
+    "connection-cycle": (
+        ("hypercorn.asyncio.tcp_server", "TCPServer", "run"),
+        ("hypercorn.asyncio.tcp_server", "TCPServer", "_read_data"),
     ),
 }
 
@@ -363,6 +376,7 @@ def apply(config: Config) -> dict[str, bool]:
         for fix in FIXES:
             _applied[fix] = _unchanged(fix)
         _applied["shared-deflate"] &= _applied["bounded-inflation"]
+        _applied["connection-cycle"] &= _applied["read-timer"]  # its reader does it
         if _applied["close-codes"] or _applied["inbound-limits"]:
             ws_stream.WSStream.handle = _wrap_handle(  # type: ignore[method-assign]
                 ws_stream.WSStream.handle, _applied["inbound-limits"]
@@ -378,6 +392,7 @@ def apply(config: Config) -> dict[str, bool]:
         if _applied["read-timer"]:
             read_timer.original = tcp_server.TCPServer._read_data
             tcp_server.TCPServer._read_data = read_data  # type: ignore[method-assign]
+            read_timer.forget_protocol = _applied["connection-cycle"]
         if _applied["access-once"]:
             stream = http_stream.HTTPStream
             stream.handle = _log_leaving_client(stream.handle)  # type: ignore[method-assign]

@@ -1,6 +1,7 @@
 """The timers Hypercorn keeps for each WebSocket connection, as partydeco runs them:
-its pings (fix ``ping-stop``) and its read timeout (fix ``read-timer``); see
-:mod:`partydeco.server.hypercorn`."""
+its pings (fix ``ping-stop``) and its read timeout (fix ``read-timer``); and the end
+of a connection's reader, which frees the connection without the GC (fix
+``connection-cycle``); see :mod:`partydeco.server.hypercorn`."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ __all__ = ["read_data", "read_timer", "send_pings", "stream_closed"]
 
 class _Original:
     """Hypercorn's own ``TCPServer._read_data``, kept for connections without a read
-    timeout (set when the fix is applied)."""
+    timeout (set when the fix is applied), and whether ``connection-cycle`` is on."""
 
     original: Any = None
+    forget_protocol = False
 
 
 read_timer = _Original()
@@ -85,6 +87,8 @@ async def read_data(self: Any) -> None:
 
     timeout = self.config.read_timeout
     task = asyncio.current_task()
+    if read_timer.forget_protocol and task is not None:
+        task.add_done_callback(_ProtocolForgetter(self))
     if timeout is None or task is None:
         await read_timer.original(self)
         return
@@ -108,3 +112,23 @@ async def read_data(self: Any) -> None:
     finally:
         deadline.handle.cancel()
     await self.protocol.handle(Closed())
+
+
+class _ProtocolForgetter:
+    """Drops a ``TCPServer``'s protocol once the connection's task is over.
+
+    The server holds its ``ProtocolWrapper``, whose ``send`` is the server's own bound
+    ``protocol_send``: a reference cycle holding the whole connection (h11 state,
+    streams, task group, reader and writer, about 34 objects), which only the cyclic
+    GC would free. ``TCPServer.run`` is the task: once it is done, nothing uses
+    ``protocol`` again.
+    """
+
+    __slots__ = ("server",)
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def __call__(self, task: asyncio.Task[Any]) -> None:
+        vars(self.server).pop("protocol", None)
+        self.server = None

@@ -202,6 +202,11 @@ def _guard(base: type[Any], timeout: float) -> type[asyncio.Protocol]:
         def handle_websocket_upgrade(self, *args: Any) -> None:
             self._header_since = None
             super().handle_websocket_upgrade(*args)
+            # The WebSocket protocol took the connection over, and Uvicorn never calls
+            # this one's connection_lost, which breaks the cycle through the parser's
+            # callbacks: without this, every connect leaves its HTTP protocol (parser,
+            # flow control, scope, transport) for the cyclic GC.
+            self.parser = None
 
         if hasattr(base, "on_headers_complete"):  # httptools: the cycle starts here
 

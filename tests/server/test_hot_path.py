@@ -318,3 +318,66 @@ async def test_a_closed_socket_on_hypercorn_is_freed_without_the_gc() -> None:
             await eventually(lambda: streams() == 0, message="closed streams wait for the GC")
         finally:
             gc.enable()
+
+
+async def test_a_connection_on_hypercorn_is_freed_without_the_gc() -> None:
+    """Hypercorn's ``TCPServer`` and its protocol hold each other; partydeco drops
+    the protocol when the connection's task ends, so a connection (sockets and HTTP
+    keep-alive alike) is freed by reference counting."""
+    import gc
+
+    import httpx
+
+    def servers() -> int:
+        return sum(type(o).__name__ == "TCPServer" for o in gc.get_objects())
+
+    async with serve(relay_app()) as base:
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(3):
+                async with connect(f"ws://{base}/parties/main/r?_pk=p{i}") as ws:
+                    assert await ws.recv() == "hello"
+                async with httpx.AsyncClient() as client:
+                    # (a keep-alive connection would wait out Hypercorn's keep-alive timeout)
+                    answer = await client.get(
+                        f"http://{base}/parties/main/r", headers={"Connection": "close"}
+                    )
+                    assert answer.status_code == 404  # the party has no on_request
+            await eventually(lambda: servers() == 0, message="closed connections wait for the GC")
+        finally:
+            gc.enable()
+
+
+async def test_a_websocket_on_uvicorn_leaves_no_http_protocol_for_the_gc() -> None:
+    """After the upgrade Uvicorn never calls the HTTP protocol's ``connection_lost``;
+    partydeco breaks its cycle through the parser, so each connect's HTTP protocol
+    (and its transport) is freed by reference counting, not by the GC."""
+    import gc
+
+    from partydeco.server.uvicorn import UvicornServer, bind, uvicorn_config
+    from partydeco.testing import free_port
+
+    def http_protocols() -> int:
+        return sum(type(o).__name__.startswith("GuardedHttp") for o in gc.get_objects())
+
+    app = relay_app()
+    port = free_port()
+    server = UvicornServer(uvicorn_config(app, port=port, log_level="warning"), app)
+    task = asyncio.create_task(server.serve(sockets=[bind("127.0.0.1", port)]))
+    try:
+        await eventually(lambda: server.started, message="Uvicorn did not start")
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(5):
+                async with connect(f"ws://127.0.0.1:{port}/parties/main/r?_pk=p{i}") as ws:
+                    assert await ws.recv() == "hello"
+            await eventually(
+                lambda: http_protocols() == 0, message="upgraded HTTP protocols wait for the GC"
+            )
+        finally:
+            gc.enable()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
