@@ -130,5 +130,5 @@ class _ProtocolForgetter:
         self.server = server
 
     def __call__(self, task: asyncio.Task[Any]) -> None:
-        vars(self.server).pop("protocol", None)
+        getattr(self.server, "__dict__", {}).pop("protocol", None)
         self.server = None
