@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import gc
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -258,8 +261,6 @@ async def test_a_send_that_returns_a_future_still_delivers_in_order() -> None:
 async def test_sockets_and_requests_leave_no_reference_cycles_for_the_gc() -> None:
     """Each socket's objects are freed when it closes, not at the next GC pass:
     a server that opens thousands of sockets a second keeps the collector idle."""
-    import gc
-
     from partydeco import Request, Response, Room
     from partydeco.testing import HandshakeRefusedError, TestClient
 
@@ -300,41 +301,31 @@ async def test_sockets_and_requests_leave_no_reference_cycles_for_the_gc() -> No
     assert cyclic == [], f"partydeco objects freed only by the GC: {cyclic}"
 
 
-async def test_a_closed_socket_on_hypercorn_is_freed_without_the_gc() -> None:
-    """Hypercorn's WebSocket stream and partydeco's limits on it are freed as the
-    socket ends: no reference cycle holds them (and the wsproto parser) for the GC."""
-    import gc
-
-    def streams() -> int:
-        return sum(type(o).__name__ == "WSStream" for o in gc.get_objects())
-
-    async with serve(relay_app()) as base:
-        gc.collect()
-        gc.disable()
-        try:
-            for i in range(5):
-                async with connect(f"ws://{base}/parties/main/r?_pk=p{i}") as ws:
-                    assert await ws.recv() == "hello"
-            await eventually(lambda: streams() == 0, message="closed streams wait for the GC")
-        finally:
-            gc.enable()
+def alive(type_name: str) -> int:
+    """How many objects of the type named *type_name* exist (the GC tracks them)."""
+    return sum(type(o).__name__ == type_name for o in gc.get_objects())
 
 
-async def test_a_connection_on_hypercorn_is_freed_without_the_gc() -> None:
-    """Hypercorn's ``TCPServer`` and its protocol hold each other; partydeco drops
-    the protocol when the connection's task ends, so a connection (sockets and HTTP
-    keep-alive alike) is freed by reference counting."""
-    import gc
+@contextlib.contextmanager
+def gc_disabled() -> Iterator[None]:
+    """No cyclic GC meanwhile: what is freed is freed by reference counting."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
+
+async def test_a_closed_connection_on_hypercorn_is_freed_without_the_gc() -> None:
+    """A closed socket's Hypercorn stream and partydeco's limits on it, and every
+    connection's ``TCPServer`` (which holds its protocol, and the protocol it, until
+    partydeco drops the protocol as the connection's task ends), are freed by
+    reference counting: no cycle holds them, or the parsers, for the GC."""
     import httpx
 
-    def servers() -> int:
-        return sum(type(o).__name__ == "TCPServer" for o in gc.get_objects())
-
     async with serve(relay_app()) as base:
-        gc.collect()
-        gc.disable()
-        try:
+        with gc_disabled():
             for i in range(3):
                 async with connect(f"ws://{base}/parties/main/r?_pk=p{i}") as ws:
                     assert await ws.recv() == "hello"
@@ -344,22 +335,16 @@ async def test_a_connection_on_hypercorn_is_freed_without_the_gc() -> None:
                         f"http://{base}/parties/main/r", headers={"Connection": "close"}
                     )
                     assert answer.status_code == 404  # the party has no on_request
-            await eventually(lambda: servers() == 0, message="closed connections wait for the GC")
-        finally:
-            gc.enable()
+            await eventually(lambda: alive("WSStream") == 0, message="streams wait for the GC")
+            await eventually(lambda: alive("TCPServer") == 0, message="connections wait for the GC")
 
 
 async def test_a_websocket_on_uvicorn_leaves_no_http_protocol_for_the_gc() -> None:
     """After the upgrade Uvicorn never calls the HTTP protocol's ``connection_lost``;
     partydeco breaks its cycle through the parser, so each connect's HTTP protocol
     (and its transport) is freed by reference counting, not by the GC."""
-    import gc
-
     from partydeco.server.uvicorn import UvicornServer, bind, uvicorn_config
     from partydeco.testing import free_port
-
-    def http_protocols() -> int:
-        return sum(type(o).__name__.startswith("GuardedHttp") for o in gc.get_objects())
 
     app = relay_app()
     port = free_port()
@@ -367,17 +352,14 @@ async def test_a_websocket_on_uvicorn_leaves_no_http_protocol_for_the_gc() -> No
     task = asyncio.create_task(server.serve(sockets=[bind("127.0.0.1", port)]))
     try:
         await eventually(lambda: server.started, message="Uvicorn did not start")
-        gc.collect()
-        gc.disable()
-        try:
+        with gc_disabled():
             for i in range(5):
                 async with connect(f"ws://127.0.0.1:{port}/parties/main/r?_pk=p{i}") as ws:
                     assert await ws.recv() == "hello"
             await eventually(
-                lambda: http_protocols() == 0, message="upgraded HTTP protocols wait for the GC"
+                lambda: alive("GuardedHttpToolsProtocol") == 0,
+                message="upgraded HTTP protocols wait for the GC",
             )
-        finally:
-            gc.enable()
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
