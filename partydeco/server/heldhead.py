@@ -59,11 +59,13 @@ class HeldHead:
             self.transport.write(data)
 
     def flush(self) -> None:
-        """Send what is held now (the next turn of the loop comes with nothing more)."""
+        """Send what is held now (the next turn of the loop comes with nothing more),
+        unless the connection is closing: the client is gone (uvloop would raise)."""
         held = self._held
         if held is not None:
             self._release()
-            self.transport.write(held)
+            if not self.transport.is_closing():
+                self.transport.write(held)
 
     def close(self) -> None:
         self.flush()

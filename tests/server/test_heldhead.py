@@ -96,3 +96,26 @@ async def test_empty_writes_hold_nothing(pair: Any) -> None:
     assert arrived(client) == b"headbody"
     assert held.is_closing() is False
     assert held.get_extra_info("socket") is held.transport.get_extra_info("socket")
+
+
+def test_a_head_held_when_the_connection_is_lost_is_dropped_quietly() -> None:
+    """On uvloop a write to a closed transport raises: the callback that later sends
+    a head held alone must not, when the connection closed in the meantime."""
+    uvloop = pytest.importorskip("uvloop")
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        ours, theirs = socket.socketpair()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        owner = SimpleNamespace()
+        owner.transport = HeldHead(owner, transport, loop)
+        theirs.close()
+        transport.close()  # the client went; Uvicorn hears of it a turn later
+        owner.transport.write(b"HTTP/1.1 200 OK\r\n\r\n")  # a response meanwhile
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    uvloop.run(main())
+    assert errors == []
