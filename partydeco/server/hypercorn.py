@@ -1,5 +1,5 @@
-"""Nine fixes to Hypercorn's WebSocket handling and access log, applied when Hypercorn
-serves partydeco.
+"""Nine fixes to Hypercorn's WebSocket handling, connections and access log, applied
+when Hypercorn serves partydeco.
 
 Each fix replaces or wraps methods of Hypercorn (0.17-0.18) or wsproto (1.2-1.3).
 :func:`apply` installs them, once per process: the runner (``partydeco serve``,
