@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 import uuid
@@ -302,7 +301,7 @@ class Room:
                 await self._presence.arrive(conn)
             for call in dispatch.on_connect:
                 result = call.fn(conn, ctx)  # ``await call(...)`` without its coroutine
-                if call.is_async or (result is not None and inspect.isawaitable(result)):
+                if call.awaits(result):
                     await result
         except Exception as exc:
             logger.exception("error while connecting %r to %r", conn.id, self)
@@ -327,7 +326,7 @@ class Room:
                 # What ``await call(arg, conn)`` does, without its coroutine: this runs
                 # once per frame, the one place where that cost shows.
                 result = call.fn(arg, conn)
-                if call.is_async or (result is not None and inspect.isawaitable(result)):
+                if call.awaits(result):
                     await result
             except Exception as exc:
                 await self.error(conn, exc)
@@ -385,7 +384,7 @@ class Room:
                 return listed
             for call in self._dispatch.on_request:
                 result = call.fn(request, self)  # ``await call(...)`` without its coroutine
-                if call.is_async or (result is not None and inspect.isawaitable(result)):
+                if call.awaits(result):
                     result = await result
                 if result is not None:
                     return result if type(result) is Response else await answer(result, call.fn)
